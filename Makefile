@@ -1,0 +1,14 @@
+# Newcomer commands: `make setup` once, then `make test` (what CI runs) or `make demo`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup test demo
+
+setup:  ## create .venv and install the project with every service's dependencies and the test tools
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+
+test:  ## the full test suite (starts a redis-server if none answers)
+	$(BIN)/python -m tests.run

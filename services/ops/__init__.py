@@ -1,0 +1,1 @@
+"""Operator commands that drive the stack: enqueue, status, stack."""

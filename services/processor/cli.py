@@ -1,0 +1,7 @@
+"""Subcommands of the processor service."""
+
+from __future__ import annotations
+
+
+def add_commands(sub) -> None:
+    """Register this service's subcommands on the aml-miner parser."""

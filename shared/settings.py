@@ -1,0 +1,120 @@
+"""The one settings object: every configurable value, read from the environment once."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Mapping
+
+
+class SettingsError(ValueError):
+    """A configuration variable is missing or malformed; the message names it."""
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean (use true/false)")
+
+
+def _parse_list(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _convert(name: str, kind: type, raw: str):
+    if kind is bool:
+        return _parse_bool(name, raw)
+    if kind is tuple:
+        return _parse_list(raw)
+    try:
+        return kind(raw)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"{name}={raw!r} is not a valid {kind.__name__}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed configuration. Field names are the environment variable names."""
+
+    # Data folders and the batch identity.
+    INPUT_DIR: Path = Path("volumes/input")
+    OUTPUT_DIR: Path = Path("volumes/output")
+    MODELS_DIR: Path = Path("trained_models")
+    NETWORK: str = "bitcoin"
+    WINDOW_DAYS: int = 7
+    LOG_LEVEL: str = "INFO"
+
+    # Source of truth (S3-compatible bucket). No keys means anonymous requests.
+    SOT_S3_ENDPOINT: str = ""
+    SOT_S3_BUCKET: str = "data-pipeline"
+    SOT_S3_REGION: str = "nl-ams"
+    SOT_S3_ACCESS_KEY: str = ""
+    SOT_S3_SECRET_KEY: str = ""
+    SOT_S3_CONNECT_TIMEOUT: float = 10.0
+    SOT_S3_READ_TIMEOUT: float = 60.0
+    SOT_S3_MAX_ATTEMPTS: int = 5
+    SOT_S3_RETRY_MODE: str = "adaptive"
+    SOT_S3_MAX_CONCURRENCY: int = 8
+
+    # Job chain (Redis + RQ).
+    REDIS_URL: str = "redis://127.0.0.1:6379/0"
+    QUEUE_DOWNLOAD: str = "download"
+    QUEUE_PROCESS: str = "process"
+    JOB_TIMEOUT_DOWNLOAD: int = 1800
+    JOB_TIMEOUT_PROCESS: int = 1800
+    JOB_RETRIES: int = 3
+    SCHEDULE_ENABLED: bool = True
+    SCHEDULE_TIME_UTC: str = "00:15"
+    HEARTBEAT_DIR: Path = Path("volumes/heartbeat")
+
+    # Result API.
+    API_HOST: str = "127.0.0.1"
+    API_PORT: int = 8000
+    API_WORKERS: int = 2
+    API_THREADS: int = 4
+
+    # Bittensor miner.
+    MINER_HOST: str = "0.0.0.0"
+    MINER_PORT: int = 8091
+    API_URL: str = "http://127.0.0.1:8000"
+    BT_WALLET_NAME: str = "default"
+    BT_WALLET_HOTKEY: str = "default"
+    BT_WALLET_PATH: str = "~/.bittensor/wallets"
+    NETUID: int = 0
+    SUBTENSOR_NETWORK: str = "finney"
+    MINER_VALIDATOR_HOTKEYS: tuple = field(default_factory=tuple)
+    MINER_MIN_STAKE: float = 1000.0
+    MINER_REQUIRE_VALIDATOR_PERMIT: bool = True
+    MINER_PUBLISH_ENDPOINT: bool = True
+    MINER_METAGRAPH_REFRESH_SECONDS: int = 300
+    MINER_RATE_LIMIT: int = 120
+    MINER_RATE_WINDOW_SECONDS: int = 60
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
+        """Build settings from an environment mapping (default: os.environ) plus explicit overrides."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            if f.name in overrides:
+                continue
+            raw = environ.get(f.name)
+            if raw is None:
+                continue
+            values[f.name] = _convert(f.name, _field_type(f), raw)
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes) -> "Settings":
+        """A copy with some fields changed (tests and CLI flags use this)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _field_type(f: dataclasses.Field) -> type:
+    names = {"Path": Path, "str": str, "int": int, "float": float, "bool": bool, "tuple": tuple}
+    return names[f.type] if isinstance(f.type, str) else f.type

@@ -1,0 +1,172 @@
+"""Where things live on the shared volume, and how a date folder is published atomically.
+
+A date (input or output) is written into a fresh folder under `.versions/` and
+published by swapping the date's symlink to it with one rename(2), so readers
+see the old complete folder or the new complete folder, never a mix. Published
+folders are never edited.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+log = logging.getLogger(__name__)
+
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+TMP_PREFIX = ".tmp-"
+
+ALERTS_SCORED = "alerts_scored.parquet"
+ALERTS_RANKED = "alerts_ranked.parquet"
+CLUSTERS_SCORED = "clusters_scored.parquet"
+METADATA = "metadata.json"
+OUTPUT_FILES = (ALERTS_SCORED, ALERTS_RANKED, CLUSTERS_SCORED, METADATA)
+
+
+class InvalidDate(ValueError):
+    """A processing date is not a real YYYY-MM-DD calendar date."""
+
+
+def parse_date(value: str) -> dt.date:
+    """Parse a YYYY-MM-DD processing date strictly, or raise InvalidDate naming it."""
+    if not isinstance(value, str) or not DATE_RE.match(value):
+        raise InvalidDate(f"processing date {value!r} is not in YYYY-MM-DD form")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidDate(f"processing date {value!r} is not a calendar date") from exc
+
+
+def date_dir(root: Path, processing_date: str) -> Path:
+    """The folder of one date under an input or output root (the date is validated first)."""
+    parse_date(processing_date)
+    return Path(root) / processing_date
+
+
+def sot_prefix(network: str, processing_date: str, window_days: int) -> str:
+    """The SOT key prefix of one batch: snapshots/{network}/{date}/{window}/."""
+    parse_date(processing_date)
+    return f"snapshots/{network}/{processing_date}/{int(window_days)}/"
+
+
+def labels_key(network: str) -> str:
+    """The SOT key of a network's address labels file."""
+    return f"address-labels/{network}_address_labels.parquet"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def published_dates(root: Path) -> list[str]:
+    """Dates with a published folder under root, newest first (temporary folders ignored)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    dates = [p.name for p in root.iterdir() if p.is_dir() and DATE_RE.match(p.name)]
+    return sorted(dates, reverse=True)
+
+
+VERSIONS = ".versions"
+
+
+def _new_version(target: Path) -> Path:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return target.parent / VERSIONS / f"{target.name}-{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+@contextlib.contextmanager
+def staging_dir(target: Path) -> Iterator[Path]:
+    """A fresh folder to write target's new content into; removed if the block raises."""
+    tmp = _new_version(Path(target))
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _fsync_tree(path: Path) -> None:
+    for child in path.iterdir():
+        if child.is_file():
+            with open(child, "rb") as handle:
+                os.fsync(handle.fileno())
+    _fsync_dir(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(version: Path, target: Path) -> None:
+    """Point target at a fully written version folder in one atomic rename.
+
+    target is a relative symlink into .versions/; rename(2) swaps it, so a reader
+    resolves either the old complete folder or the new one, never a mix and never
+    nothing. The version replaced is kept (a reader may still be inside it); older
+    ones of the same date are removed.
+    """
+    version, target = Path(version), Path(target)
+    _fsync_tree(version)
+    previous = resolve(target)
+    if target.exists() and not target.is_symlink():
+        shutil.rmtree(target)  # a plain folder from an older layout: no atomic swap possible
+    link = target.parent / f"{TMP_PREFIX}{target.name}-{uuid.uuid4().hex[:8]}"
+    os.symlink(Path(VERSIONS) / version.name, link)
+    os.replace(link, target)
+    _fsync_dir(target.parent)
+    _prune_versions(target, keep={version.name, previous.name if previous else ""})
+
+
+def resolve(target: Path) -> Path | None:
+    """The version folder a published date points at, or None when it is not published."""
+    target = Path(target)
+    if not target.exists():
+        return None
+    return target.resolve()
+
+
+def _prune_versions(target: Path, keep: set[str]) -> None:
+    versions = target.parent / VERSIONS
+    for path in versions.glob(f"{target.name}-*"):
+        if path.name not in keep and not path.name.startswith(TMP_PREFIX):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def clean_stale(root: Path, older_than_s: float = 6 * 3600) -> int:
+    """Remove version folders no date points at (crashed writers), once older than a bound.
+
+    The age bound keeps a concurrent writer's fresh staging folder alive.
+    """
+    root = Path(root)
+    versions = root / VERSIONS
+    if not versions.is_dir():
+        return 0
+    live = {resolve(root / d).name for d in published_dates(root)}
+    cutoff = dt.datetime.now().timestamp() - older_than_s
+    stale = [p for p in versions.iterdir()
+             if p.name not in live and p.stat().st_mtime < cutoff]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    if stale:
+        log.info("%s: removed %d stale version folder(s)", root, len(stale))
+    return len(stale)

@@ -1,0 +1,23 @@
+"""Shared fixtures: temporary folders, settings built for a test, the Redis test database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings pointing every folder into the test's own temporary directory."""
+    return Settings.from_env({}).replace(
+        INPUT_DIR=tmp_path / "input",
+        OUTPUT_DIR=tmp_path / "output",
+        MODELS_DIR=REPO / "trained_models",
+        HEARTBEAT_DIR=tmp_path / "heartbeat",
+        REDIS_URL="redis://127.0.0.1:6379/13",
+    )

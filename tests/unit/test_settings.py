@@ -1,0 +1,35 @@
+from pathlib import Path
+
+import pytest
+
+from shared.settings import Settings, SettingsError
+
+
+def test_defaults_match_the_documented_ones():
+    s = Settings.from_env({})
+    assert s.INPUT_DIR == Path("volumes/input")
+    assert s.OUTPUT_DIR == Path("volumes/output")
+    assert s.MODELS_DIR == Path("trained_models")
+    assert s.WINDOW_DAYS == 7
+
+
+def test_environment_values_are_typed():
+    s = Settings.from_env({"WINDOW_DAYS": "30", "MINER_REQUIRE_VALIDATOR_PERMIT": "false",
+                           "MINER_VALIDATOR_HOTKEYS": "5A, 5B,,", "OUTPUT_DIR": "/x"})
+    assert s.WINDOW_DAYS == 30
+    assert s.MINER_REQUIRE_VALIDATOR_PERMIT is False
+    assert s.MINER_VALIDATOR_HOTKEYS == ("5A", "5B")
+    assert s.OUTPUT_DIR == Path("/x")
+
+
+@pytest.mark.parametrize("name,value", [("WINDOW_DAYS", "seven"), ("MINER_PUBLISH_ENDPOINT", "maybe")])
+def test_a_malformed_value_names_the_variable(name, value):
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_every_setting_is_documented_in_env_example():
+    import re
+    text = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
+    documented = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", text, flags=re.M))
+    assert documented == set(Settings.__dataclass_fields__)
