@@ -6,6 +6,7 @@ enqueues the process job) never loads the processor's code or LightGBM.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -16,6 +17,7 @@ from redis import Redis
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
 
 from shared import storage
 from shared.settings import Settings, SettingsError
@@ -228,8 +230,7 @@ def _active_status(stage: str, job: Job | None, version: str | None) -> DateStat
         state = "downloading" if stage == "download" else "processing"
         return DateStatus(job.id, state, stage, "", version, _progress(job))
     if status in ACTIVE:
-        reason = _retry_reason(job) if status == JobStatus.SCHEDULED else ""
-        return DateStatus(job.id, "queued", stage, reason, version, _progress(job))
+        return DateStatus(job.id, "queued", stage, _retry_reason(job, status), version, _progress(job))
     return None
 
 
@@ -239,10 +240,17 @@ def _progress(job: Job | None) -> dict:
     return {k: v for k, v in job.get_meta().items() if k != "error"}
 
 
-def _retry_reason(job: Job) -> str:
+def _retry_reason(job: Job, status: JobStatus) -> str:
+    """For a job waiting to run again after an error: when, how many tries are left, and why."""
     error = job.get_meta().get("error")
-    left = job.retries_left
-    return f"waiting to retry ({left} left) after: {error}" if error else "scheduled"
+    if not error:
+        return ""
+    when = ""
+    if status == JobStatus.SCHEDULED:
+        registry = ScheduledJobRegistry(job.origin, connection=job.connection)
+        with contextlib.suppress(NoSuchJobError):
+            when = f" at {registry.get_scheduled_time(job):%Y-%m-%dT%H:%M:%SZ}"
+    return f"retry{when} ({job.retries_left} left) after: {error}"
 
 
 def failure_reason(job: Job) -> str:

@@ -17,6 +17,9 @@ from shared.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 CHAIN_REDIS_URL = "redis://127.0.0.1:6379/12"  # this area's DB; only it is ever flushed
+# DB 12, retries without waiting, a fast heartbeat, no schedule unless a test turns it on.
+CHAIN = dict(REDIS_URL=CHAIN_REDIS_URL, JOB_RETRY_INTERVALS=("0",), HEARTBEAT_INTERVAL=1,
+             SCHEDULE_ENABLED=False)
 
 
 def env_of(settings: Settings) -> dict[str, str]:
@@ -48,9 +51,8 @@ def conn():
 
 @pytest.fixture
 def chain_settings(settings: Settings, conn) -> Settings:
-    """Settings of one chain test: its own folders, DB 12, retries without waiting, a fast heartbeat."""
-    return settings.replace(REDIS_URL=CHAIN_REDIS_URL, JOB_RETRY_INTERVALS=("0",),
-                            HEARTBEAT_INTERVAL=1, SCHEDULE_ENABLED=False)
+    """Settings of one chain test: its own folders and the CHAIN overrides."""
+    return settings.replace(**CHAIN)
 
 
 @pytest.fixture
