@@ -1,0 +1,249 @@
+"""Benchmark of the job chain's overhead: the queue path against running download and process directly.
+
+    python bench/bench_chain.py [--alerts 20000] [--runs 3] [--work-dir bench/out/chain]
+
+1. starts its own redis-server and a moto S3 server on loopback, uploads one
+   sample batch per run (the project's generator, distinct dates),
+2. direct: times download_batch + process_batch (models loaded beforehand, as the
+   process worker has them) on a date, in this process,
+3. queue: starts the real `aml-miner worker download` and `aml-miner worker process`
+   (and `aml-miner serve-api` when the API is in the tree), then times from
+   `aml-miner enqueue --processing-date D` to the API answering /metadata/D with
+   200 (or, without the API, to output/D being published),
+4. prints each run, the median overhead = queue - direct, and its ratio to the
+   2 s goal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+GOAL_S = 2.0
+NETWORK, WINDOW = "bitcoin", 7
+FIRST_DATE = dt.date(2025, 10, 1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.005):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise SystemExit(f"bench: timed out after {timeout} s waiting for {what}")
+
+
+def start_redis(work: Path) -> tuple[subprocess.Popen, str]:
+    import redis
+
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(work)], stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+
+    def answers():
+        try:
+            return redis.Redis.from_url(url).ping()
+        except redis.RedisError:
+            return False
+    wait_for(answers, 10, "redis-server")
+    return proc, url
+
+
+def start_s3():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    return server, f"http://{host}:{port}"
+
+
+def upload_batches(settings, dates: list[str], alerts: int, work: Path) -> None:
+    """Generate one sample batch per date in the SOT layout and upload it to the bucket."""
+    from shared.s3 import make_client
+    from shared.sample import generate_batch, write_sot
+
+    sot = work / "sot"
+    for date in dates:
+        write_sot(generate_batch(NETWORK, date, WINDOW, n_alerts=alerts, seed=1), sot)
+    client = make_client(settings)
+    client.create_bucket(Bucket=settings.SOT_S3_BUCKET,
+                         CreateBucketConfiguration={"LocationConstraint": settings.SOT_S3_REGION})
+    for path in sorted(p for p in sot.rglob("*") if p.is_file()):
+        client.upload_file(str(path), settings.SOT_S3_BUCKET, str(path.relative_to(sot)))
+
+
+def direct(settings, date: str, models, root: Path) -> float:
+    """Seconds of download_batch + process_batch on one date, into folders of their own."""
+    from services.downloader.download import download_batch
+    from services.processor.process import process_batch
+
+    input_dir, output_dir = root / "input", root / "output"
+    started = time.perf_counter()
+    download_batch(NETWORK, date, WINDOW, input_dir, settings=settings)
+    process_batch(input_dir, output_dir, date, models=models, settings=settings)
+    return time.perf_counter() - started
+
+
+def env_of(settings) -> dict[str, str]:
+    from dataclasses import fields
+
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        env[f.name] = (",".join(map(str, value)) if isinstance(value, tuple)
+                       else ("true" if value else "false") if isinstance(value, bool) else str(value))
+    return env
+
+
+def start_stack(settings, env: dict, logs: Path) -> list[subprocess.Popen]:
+    """The two workers (and the API when present), waiting until each is ready."""
+    from shared import worker
+
+    procs = []
+    for queue in ("download", "process"):
+        out = open(logs / f"worker-{queue}.log", "w")
+        procs.append(subprocess.Popen([sys.executable, "-m", "services.cli", "worker", queue],
+                                      cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT))
+    for queue in (settings.QUEUE_DOWNLOAD, settings.QUEUE_PROCESS):
+        # the process worker touches its heartbeat only after its models are loaded
+        wait_for(worker.heartbeat_path(settings, queue).exists, 120, f"the {queue} worker")
+    if has_api():
+        out = open(logs / "api.log", "w")
+        procs.append(subprocess.Popen([sys.executable, "-m", "services.cli", "serve-api"],
+                                      cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT))
+        wait_for(lambda: http_status(f"{api_url(settings)}/health") == 200, 60, "the API")
+    return procs
+
+
+def has_api() -> bool:
+    return importlib.util.find_spec("services.api.app") is not None
+
+
+def api_url(settings) -> str:
+    return f"http://{settings.API_HOST}:{settings.API_PORT}"
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, OSError):
+        return 0
+
+
+def visible(settings, date: str) -> bool:
+    """The date's result as a client sees it: the API's metadata, else the published folder."""
+    if has_api():
+        return http_status(f"{api_url(settings)}/metadata/{date}") == 200
+    from shared import storage
+
+    version = storage.resolve(settings.OUTPUT_DIR / date)
+    return version is not None and (version / storage.METADATA).is_file()
+
+
+def queued(settings, date: str, env: dict) -> float:
+    """Seconds from `aml-miner enqueue` to the date's result being visible."""
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "services.cli", "enqueue", "--processing-date", date],
+                         cwd=REPO, env=env, capture_output=True, text=True)
+    if out.returncode != 0 or "enqueued:" not in out.stdout:
+        raise SystemExit(f"bench: enqueue failed: {out.stdout}{out.stderr}")
+    wait_for(lambda: visible(settings, date), 600, f"{date} to become visible")
+    return time.perf_counter() - started
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def settings_for(work: Path, redis_url: str, s3_url: str):
+    from shared.settings import Settings
+
+    return Settings.from_env({}).replace(
+        INPUT_DIR=work / "input", OUTPUT_DIR=work / "output", MODELS_DIR=REPO / "trained_models",
+        HEARTBEAT_DIR=work / "heartbeat", REDIS_URL=redis_url, SCHEDULE_ENABLED=False,
+        SOT_S3_ENDPOINT=s3_url, SOT_S3_BUCKET="bench-sot", SOT_S3_ACCESS_KEY="bench",
+        SOT_S3_SECRET_KEY="bench", API_HOST="127.0.0.1", API_PORT=free_port(), LOG_LEVEL="WARNING")
+
+
+def measure(settings, dates: list[str], work: Path) -> list[tuple[str, float, float]]:
+    from services.processor.models import load_models
+
+    models = load_models(settings.MODELS_DIR)
+    direct_s = [direct(settings, d, models, work / "direct" / d) for d in dates]
+    env = env_of(settings)
+    procs = start_stack(settings, env, work)
+    try:
+        queue_s = [queued(settings, d, env) for d in dates]
+    finally:
+        stop(procs)
+    return list(zip(dates, direct_s, queue_s))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--alerts", type=int, default=20_000, help="alerts per sample date")
+    parser.add_argument("--runs", type=int, default=3, help="dates measured (one per run)")
+    parser.add_argument("--work-dir", type=Path, default=None, help="default: a temporary folder")
+    args = parser.parse_args()
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench-chain-"))
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    redis_proc, redis_url = start_redis(work)
+    s3, s3_url = start_s3()
+    try:
+        settings = settings_for(work, redis_url, s3_url)
+        dates = [(FIRST_DATE + dt.timedelta(days=i)).isoformat() for i in range(args.runs)]
+        upload_batches(settings, dates, args.alerts, work)
+        rows = measure(settings, dates, work)
+    finally:
+        s3.stop()
+        redis_proc.terminate()
+        redis_proc.wait(timeout=10)
+    report(rows, args.alerts)
+    return 0
+
+
+def report(rows, alerts: int) -> None:
+    target = "API /metadata/{date} = 200" if has_api() else "output/{date} published"
+    print(f"chain benchmark: {alerts} alerts per date, enqueue -> {target}")
+    for date, d, q in rows:
+        print(f"  {date}: direct {d:6.2f} s   queue {q:6.2f} s   overhead {q - d:+.2f} s")
+    overhead = statistics.median(q - d for _, d, q in rows)
+    print(f"median overhead {overhead:.2f} s; goal <= {GOAL_S:.1f} s; ratio {overhead / GOAL_S:.2f} "
+          f"({'met' if overhead <= GOAL_S else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
