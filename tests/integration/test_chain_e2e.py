@@ -1,0 +1,193 @@
+"""The whole chain on a sample batch: enqueue -> download (loopback S3) -> process -> published output."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from rq.job import JobStatus
+
+from shared import jobs, storage
+from shared.sample import generate_batch, write_input, write_sot
+from tests.chain_fixtures import (CHAIN, REPO, cli, conn, process_env, use_env,  # noqa: F401
+                                  wait_for, work)
+from tests.s3_fixtures import DATE, NETWORK, WINDOW, moto_endpoint, proxy, s3_proxy, sot  # noqa: F401
+
+PR_ID = f"process-{NETWORK}-{DATE}-{WINDOW}"
+
+
+@pytest.fixture(scope="module")
+def sample_sot(tmp_path_factory) -> Path:
+    """A small sample day in the SOT bucket layout (generated once for the module)."""
+    root = tmp_path_factory.mktemp("sot")
+    write_sot(generate_batch(NETWORK, DATE, WINDOW, n_alerts=300, seed=3), root)
+    return root
+
+
+def upload(sot, root: Path) -> None:
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        sot.put(str(path.relative_to(root)), path.read_bytes())
+
+
+@pytest.fixture
+def s(sot, sample_sot, conn, use_env):
+    upload(sot, sample_sot)
+    return use_env(sot.settings.replace(**CHAIN))
+
+
+def run_chain(settings, conn) -> None:
+    work(conn, settings.QUEUE_DOWNLOAD)
+    work(conn, settings.QUEUE_PROCESS)
+
+
+def output_files(settings) -> dict[str, bytes]:
+    folder = settings.OUTPUT_DIR / DATE
+    return {name: (folder / name).read_bytes() for name in storage.OUTPUT_FILES}
+
+
+def test_enqueue_downloads_processes_and_publishes(s, conn):
+    assert jobs.enqueue_download(s, NETWORK, DATE, WINDOW).enqueued
+    run_chain(s, conn)
+    status = jobs.date_status(s, NETWORK, DATE, WINDOW)
+    assert status.state == "published" and status.version
+    metadata = json.loads((s.OUTPUT_DIR / DATE / storage.METADATA).read_text())
+    assert (metadata["network"], metadata["window_days"], metadata["alert_count"]) == (NETWORK, WINDOW, 300)
+    ranked = pq.read_table(s.OUTPUT_DIR / DATE / storage.ALERTS_RANKED)
+    assert ranked.num_rows == 300
+    meta = jobs.fetch(conn, PR_ID).get_meta()
+    assert meta["step"] == "published" and meta["scored"] == 300 and meta["ranked"] == 300
+    assert meta["clusters_scored"] == metadata["cluster_count"]
+    assert status.progress["step"] == "published"
+    again = jobs.enqueue_download(s, NETWORK, DATE, WINDOW)
+    assert not again.enqueued and "already published" in again.message
+
+
+def test_force_reruns_a_published_date_into_a_new_version(s, conn):
+    jobs.enqueue_download(s, NETWORK, DATE, WINDOW)
+    run_chain(s, conn)
+    first = jobs.date_status(s, NETWORK, DATE, WINDOW).version
+    before = output_files(s)
+    assert jobs.enqueue_download(s, NETWORK, DATE, WINDOW, force=True).enqueued
+    assert jobs.date_status(s, NETWORK, DATE, WINDOW).state == "queued"
+    run_chain(s, conn)
+    status = jobs.date_status(s, NETWORK, DATE, WINDOW)
+    assert status.state == "published" and status.version != first
+    after = output_files(s)
+    assert after[storage.ALERTS_SCORED] == before[storage.ALERTS_SCORED]  # same input, same bytes
+
+
+def test_a_process_failure_keeps_the_previous_output(s, sot, conn, tmp_path):
+    jobs.enqueue_download(s, NETWORK, DATE, WINDOW)
+    run_chain(s, conn)
+    kept_version, kept = jobs.date_status(s, NETWORK, DATE, WINDOW).version, output_files(s)
+    # A re-published batch whose checksums are right but whose alerts break the contract.
+    bad = tmp_path / "bad"
+    batch = generate_batch(NETWORK, DATE, WINDOW, n_alerts=300, seed=3)
+    ids = batch.alerts.column("alert_id").to_pylist()
+    ids[1] = ids[0]
+    batch.alerts = batch.alerts.set_column(batch.alerts.schema.get_field_index("alert_id"),
+                                           "alert_id", pa.array(ids, pa.string()))
+    write_sot(batch, bad)
+    upload(sot, bad)
+    assert jobs.enqueue_download(s, NETWORK, DATE, WINDOW, force=True).enqueued
+    run_chain(s, conn)
+    status = jobs.date_status(s, NETWORK, DATE, WINDOW)
+    assert status.state == "failed" and status.stage == "process"
+    assert "ContractError" in status.reason and "alert_id" in status.reason
+    assert status.version == kept_version and output_files(s) == kept
+    out = cli("status", "--processing-date", DATE, env=process_env(s))
+    assert out.returncode == 1 and "still published" in out.stdout
+
+
+def start_process_worker(settings) -> subprocess.Popen:
+    # its own session, so a hard kill can take the work horse down with it
+    return subprocess.Popen([sys.executable, "-m", "services.cli", "worker", "process"], cwd=REPO,
+                            env=process_env(settings), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+@pytest.fixture(scope="module")
+def big_input(tmp_path_factory) -> Path:
+    """A date large enough that processing it takes a moment (so a signal lands mid-job)."""
+    root = tmp_path_factory.mktemp("big")
+    write_input(generate_batch(NETWORK, DATE, WINDOW, n_alerts=60_000, seed=5), root / "input")
+    return root / "input"
+
+
+@pytest.fixture
+def big(chain_settings_big, big_input):
+    return chain_settings_big.replace(INPUT_DIR=big_input)
+
+
+@pytest.fixture
+def chain_settings_big(settings, conn):
+    return settings.replace(**CHAIN)
+
+
+def complete_or_absent(folder: Path) -> bool:
+    """A reader's view of output/{date}: absent, or every output file present."""
+    version = storage.resolve(folder)
+    return version is None or all((version / name).is_file() for name in storage.OUTPUT_FILES)
+
+
+def test_sigterm_during_processing_finishes_the_job_and_publishes_whole(big, conn):
+    proc = start_process_worker(big)
+    try:
+        jobs.enqueue_process(big, NETWORK, DATE, WINDOW, connection=conn)
+        job = jobs.fetch(conn, PR_ID)
+        wait_for(lambda: job.get_status() == JobStatus.STARTED, timeout=60, what="processing to start")
+        os.kill(proc.pid, signal.SIGTERM)
+        while proc.poll() is None:
+            assert complete_or_absent(big.OUTPUT_DIR / DATE)
+        assert proc.returncode == 0
+    finally:
+        out = proc.communicate(timeout=30)[0] if proc.poll() is not None else ""
+    assert job.get_status() == JobStatus.FINISHED
+    assert storage.resolve(big.OUTPUT_DIR / DATE) is not None
+    assert complete_or_absent(big.OUTPUT_DIR / DATE)
+    log = out.splitlines()
+    loaded = next(i for i, line in enumerate(log) if "models loaded" in line)
+    listening = next(i for i, line in enumerate(log) if "Listening on" in line)
+    assert loaded < listening  # models before the first job
+    assert "not preloaded" not in out
+
+
+def publish_previous(settings) -> dict[str, bytes]:
+    """An earlier result of the date, as a reader sees it before the re-run."""
+    target = storage.date_dir(settings.OUTPUT_DIR, DATE)
+    with storage.staging_dir(target) as tmp:
+        for name in storage.OUTPUT_FILES:
+            (tmp / name).write_bytes(f"previous {name}".encode())
+        storage.publish(tmp, target)
+    return output_files(settings)
+
+
+def staging_started(settings, previous: Path):
+    """True once the job writes its new version folder (the last step before the swap)."""
+    versions = settings.OUTPUT_DIR / storage.VERSIONS
+    return any(p != previous for p in versions.iterdir())
+
+
+def test_a_hard_kill_while_writing_leaves_the_previous_output(big, conn):
+    previous = publish_previous(big)
+    version = storage.resolve(big.OUTPUT_DIR / DATE)
+    proc = start_process_worker(big)
+    try:
+        jobs.enqueue_process(big, NETWORK, DATE, WINDOW, connection=conn)
+        job = jobs.fetch(conn, PR_ID)
+        wait_for(lambda: staging_started(big, version), timeout=120, interval=0.001,
+                 what="the job to start writing its output")
+        os.killpg(proc.pid, signal.SIGKILL)  # the worker and its work horse, mid-write
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+    assert job.get_status() != JobStatus.FINISHED
+    assert storage.resolve(big.OUTPUT_DIR / DATE) == version
+    assert output_files(big) == previous
