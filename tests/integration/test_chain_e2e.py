@@ -170,7 +170,7 @@ def publish_previous(settings) -> dict[str, bytes]:
 def staging_started(settings, previous: Path):
     """True once the job writes its new version folder (the last step before the swap)."""
     versions = settings.OUTPUT_DIR / storage.VERSIONS
-    return any(p != previous for p in versions.iterdir())
+    return any(p.name != previous.name for p in versions.iterdir())
 
 
 def test_a_hard_kill_while_writing_leaves_the_previous_output(big, conn):
