@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -68,7 +69,12 @@ def use_env(monkeypatch):
 def work(connection, *queues: str, max_jobs: int | None = None, scheduler: bool = False) -> bool:
     """Run the queues' jobs in this process until they are empty (RQ's SimpleWorker, burst mode)."""
     worker = SimpleWorker(list(queues), connection=connection)
-    return worker.work(burst=True, max_jobs=max_jobs, with_scheduler=scheduler, logging_level=None)
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return worker.work(burst=True, max_jobs=max_jobs, with_scheduler=scheduler, logging_level=None)
+    finally:
+        for sig, handler in saved.items():  # the worker leaves its shutdown handlers installed
+            signal.signal(sig, handler)
 
 
 def cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:

@@ -1,12 +1,15 @@
 """The whole chain on a sample batch: enqueue -> download (loopback S3) -> process -> published output."""
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -104,11 +107,50 @@ def test_a_process_failure_keeps_the_previous_output(s, sot, conn, tmp_path):
     assert out.returncode == 1 and "still published" in out.stdout
 
 
-def start_process_worker(settings) -> subprocess.Popen:
-    # its own session, so a hard kill can take the work horse down with it
-    return subprocess.Popen([sys.executable, "-m", "services.cli", "worker", "process"], cwd=REPO,
-                            env=process_env(settings), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+@pytest.fixture
+def process_worker():
+    """Start `aml-miner worker process`; it and its work horse are killed at the end."""
+    started = []
+
+    def start(settings) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-m", "services.cli", "worker", "process"],
+                                cwd=REPO, env=process_env(settings), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        started.append(proc)
+        return proc
+    yield start
+    for proc in started:
+        kill_tree(proc)
+        proc.communicate(timeout=30)
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL a worker and its work horse together, as a container's kill does (the horse has its own group)."""
+    with contextlib.suppress(psutil.NoSuchProcess):
+        tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        for member in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                member.kill()
+        psutil.wait_procs(tree, timeout=30)
+
+
+def test_the_process_worker_runs_a_job_in_a_forked_horse_with_preloaded_models(big, conn,
+                                                                              process_worker):
+    """LightGBM's OpenMP threads do not survive fork; a job must still finish, not hang."""
+    proc = process_worker(big)
+    jobs.enqueue_process(big, NETWORK, DATE, WINDOW, connection=conn)
+    job = jobs.fetch(conn, PR_ID)
+    wait_for(lambda: job.get_status() in (JobStatus.FINISHED, JobStatus.FAILED), timeout=120,
+             what="the job to end")
+    assert job.get_status() == JobStatus.FINISHED, jobs.failure_reason(job)
+    assert complete_or_absent(big.OUTPUT_DIR / DATE) and storage.resolve(big.OUTPUT_DIR / DATE)
+    os.kill(proc.pid, signal.SIGTERM)
+    out = proc.communicate(timeout=30)[0]
+    lines = out.splitlines()
+    loaded = next(i for i, line in enumerate(lines) if "models loaded" in line)
+    listening = next(i for i, line in enumerate(lines) if "Listening on" in line)
+    assert loaded < listening  # the models before the first job
+    assert "not preloaded" not in out  # the job used the worker's models
 
 
 @pytest.fixture(scope="module")
@@ -135,26 +177,21 @@ def complete_or_absent(folder: Path) -> bool:
     return version is None or all((version / name).is_file() for name in storage.OUTPUT_FILES)
 
 
-def test_sigterm_during_processing_finishes_the_job_and_publishes_whole(big, conn):
-    proc = start_process_worker(big)
-    try:
-        jobs.enqueue_process(big, NETWORK, DATE, WINDOW, connection=conn)
-        job = jobs.fetch(conn, PR_ID)
-        wait_for(lambda: job.get_status() == JobStatus.STARTED, timeout=60, what="processing to start")
-        os.kill(proc.pid, signal.SIGTERM)
-        while proc.poll() is None:
-            assert complete_or_absent(big.OUTPUT_DIR / DATE)
-        assert proc.returncode == 0
-    finally:
-        out = proc.communicate(timeout=30)[0] if proc.poll() is not None else ""
-    assert job.get_status() == JobStatus.FINISHED
+def test_sigterm_during_processing_finishes_the_job_and_publishes_whole(big, conn, process_worker):
+    proc = process_worker(big)
+    jobs.enqueue_process(big, NETWORK, DATE, WINDOW, connection=conn)
+    job = jobs.fetch(conn, PR_ID)
+    wait_for(lambda: job.get_status() == JobStatus.STARTED, timeout=60, what="processing to start")
+    os.kill(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None:  # a reader never sees a partial folder meanwhile
+        assert time.monotonic() < deadline, "the worker did not stop after SIGTERM"
+        assert complete_or_absent(big.OUTPUT_DIR / DATE)
+        time.sleep(0.002)
+    assert proc.returncode == 0
+    assert job.get_status() == JobStatus.FINISHED  # warm shutdown: the job finished first
     assert storage.resolve(big.OUTPUT_DIR / DATE) is not None
     assert complete_or_absent(big.OUTPUT_DIR / DATE)
-    log = out.splitlines()
-    loaded = next(i for i, line in enumerate(log) if "models loaded" in line)
-    listening = next(i for i, line in enumerate(log) if "Listening on" in line)
-    assert loaded < listening  # models before the first job
-    assert "not preloaded" not in out
 
 
 def publish_previous(settings) -> dict[str, bytes]:
@@ -173,21 +210,16 @@ def staging_started(settings, previous: Path):
     return any(p.name != previous.name for p in versions.iterdir())
 
 
-def test_a_hard_kill_while_writing_leaves_the_previous_output(big, conn):
+def test_a_hard_kill_while_writing_leaves_the_previous_output(big, conn, process_worker):
     previous = publish_previous(big)
     version = storage.resolve(big.OUTPUT_DIR / DATE)
-    proc = start_process_worker(big)
-    try:
-        jobs.enqueue_process(big, NETWORK, DATE, WINDOW, connection=conn)
-        job = jobs.fetch(conn, PR_ID)
-        wait_for(lambda: staging_started(big, version), timeout=120, interval=0.001,
-                 what="the job to start writing its output")
-        os.killpg(proc.pid, signal.SIGKILL)  # the worker and its work horse, mid-write
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=30)
+    proc = process_worker(big)
+    jobs.enqueue_process(big, NETWORK, DATE, WINDOW, connection=conn)
+    job = jobs.fetch(conn, PR_ID)
+    wait_for(lambda: staging_started(big, version), timeout=120, interval=0.001,
+             what="the job to start writing its output")
+    kill_tree(proc)  # the worker and its work horse, mid-write
+    proc.wait(timeout=30)
     assert job.get_status() != JobStatus.FINISHED
     assert storage.resolve(big.OUTPUT_DIR / DATE) == version
     assert output_files(big) == previous
