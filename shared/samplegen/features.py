@@ -102,11 +102,12 @@ def _activity(pop: Population, z: np.ndarray, c: dict, d: Draws) -> dict:
     """Hourly (24) and weekday (7) transaction histograms and their summaries."""
     night = sigmoid(1.1 * z[:, _S["night"]] - 1.6)
     flat = np.where(BOT_LIKE[pop.archetype], 0.3, 1.0)
-    logits = ((1 - 2 * night) * flat)[:, None] * _hour_curve()[None, :] * 1.3
+    strength = ((1 - 2 * night) * flat * 1.3).astype(np.float32)
+    logits = strength[:, None] * _hour_curve().astype(np.float32)[None, :]
     logits += 0.5 * d.rng.standard_normal((len(pop), 24), dtype=np.float32)
     hourly = _histogram(logits, c["tx_total"], d)
     weekend = -0.2 + 0.4 * d.normal() + 0.3 * z[:, _S["night"]]
-    week_logits = np.outer(weekend, [0, 0, 0, 0, 0, 1, 1])
+    week_logits = np.outer(weekend.astype(np.float32), np.array([0, 0, 0, 0, 0, 1, 1], np.float32))
     week_logits += 0.4 * d.rng.standard_normal((len(pop), 7), dtype=np.float32)
     daily = _histogram(week_logits, c["tx_total"], d)
     return {"hourly": hourly, "daily": daily}

@@ -41,7 +41,7 @@ def edges(pop: Population, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
 
 def _patterns(tx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Hour-of-day (24) and weekday (7) histograms that each sum to the pair's tx_count."""
-    curve = np.cos(2 * np.pi * (np.arange(24) - 14) / 24.0)
+    curve = np.cos(2 * np.pi * (np.arange(24) - 14) / 24.0).astype(np.float32)
     strength = rng.normal(0.8, 0.6, (len(tx), 1)).astype(np.float32)
     hourly = multinomial_rows(rng, tx, strength * curve[None, :])
     weekly = multinomial_rows(rng, tx, np.zeros((len(tx), 7), dtype=np.float32))
