@@ -24,7 +24,8 @@ import pyarrow.parquet as pq
 from shared import contract
 from shared.samplegen import alerts, clusters, features, flows, labels, population
 from shared.samplegen.columns import stable_key
-from shared.storage import labels_key, parse_date, sha256_file, sot_prefix, date_dir, publish, staging_dir
+from shared.storage import (
+    date_dir, labels_key, parse_date, publish, sha256_file, sot_prefix, staging_dir)
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +137,12 @@ def write_sot(batch: SampleBatch, root: Path) -> Path:
     started = time.perf_counter()
     root = Path(root)
     prefix = root / sot_prefix(batch.network, batch.processing_date, batch.window_days)
+    labels_path = root / labels_key(batch.network)
+    merged = merge_labels(labels_path, batch.labels)  # a bad existing file fails before any write
     prefix.mkdir(parents=True, exist_ok=True)
     _write_batch_files(batch, prefix)
-    labels_path = root / labels_key(batch.network)
     labels_path.parent.mkdir(parents=True, exist_ok=True)
-    write_parquet(merge_labels(labels_path, batch.labels), labels_path)
+    write_parquet(merged, labels_path)
     log.info("sample: wrote SOT batch %s (%s) in %.1fs", prefix, _sizes(prefix),
              time.perf_counter() - started)
     return prefix
@@ -150,7 +152,7 @@ def merge_labels(path: Path, new: pa.Table) -> pa.Table:
     """new label rows plus those of the file at path not replaced by them, sorted."""
     table = new
     if Path(path).exists():
-        old = contract.LABELS_SCHEMA and _read_labels(Path(path))
+        old = _read_labels(Path(path))
         fresh = pc.is_in(_label_keys(old), value_set=_label_keys(new))
         table = pa.concat_tables([new, old.filter(pc.invert(fresh))])
     order = pc.sort_indices(table, sort_keys=[("address", "ascending"), ("source", "ascending")])

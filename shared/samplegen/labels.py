@@ -15,7 +15,7 @@ from shared.contract import LABELS_SCHEMA
 from shared.samplegen.columns import pick, segment_index, stable_bits, stable_uniform
 from shared.samplegen.population import N_BENIGN, Population
 
-COVERAGE = np.array([0.22, 0.55, 0.50, 0.50, 0.60, 0.60, 0.60, 0.60, 0.60, 0.60])
+COVERAGE = np.array([0.30, 0.55, 0.50, 0.50, 0.55, 0.55, 0.55, 0.55, 0.55, 0.55])
 LABEL_ERROR = np.array([0.04, 0.14, 0.12, 0.10, 0.12, 0.12, 0.12, 0.12, 0.12, 0.12])
 SOURCES = ("sanctions_list", "community_reports", "exchange_attribution",
            "internal_heuristics", "law_enforcement")

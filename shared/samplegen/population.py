@@ -26,8 +26,8 @@ UNIVERSE_FACTOR = 1.4
 ARCHETYPES = ("retail", "exchange", "merchant", "whale",
               "peel_chain", "structuring", "fan_in", "fan_out", "cycle", "mixer")
 N_BENIGN = 4  # archetypes below this index are benign
-SHARE = np.array([0.70, 0.045, 0.075, 0.05, 0.028, 0.028, 0.022, 0.022, 0.015, 0.015])
-ALERT_WEIGHT = np.array([0.12, 1.0, 0.8, 0.7, 2.2, 2.2, 2.0, 2.0, 2.0, 2.2])
+SHARE = np.array([0.73, 0.045, 0.075, 0.05, 0.022, 0.022, 0.017, 0.017, 0.011, 0.011])
+ALERT_WEIGHT = np.array([0.15, 1.0, 0.8, 0.7, 1.5, 1.5, 1.4, 1.4, 1.4, 1.5])
 EXTRA_ALERT_WEIGHT = np.array([0.5, 1.0, 0.9, 0.7, 1.3, 1.4, 1.2, 1.2, 1.3, 1.3])
 
 STREAM_ARCHETYPE, STREAM_INTENSITY, STREAM_ADDRESS, STREAM_ID = 1, 2, 3, 4
