@@ -9,6 +9,7 @@ change the data. This is the demo, test and training data of the project.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ import pyarrow.parquet as pq
 from shared import contract
 from shared.samplegen import alerts, clusters, features, flows, labels, population
 from shared.samplegen.columns import stable_key
+from shared.samplegen.population import Day
 from shared.storage import (
     date_dir, labels_key, parse_date, publish, sha256_file, sot_prefix, staging_dir)
 
@@ -56,8 +58,10 @@ class SampleBatch:
 
 
 def _check_args(network: str, window_days: int, n_alerts: int, seed: int) -> None:
-    if not network or not network.isascii() or not network.replace("-", "").replace("_", "").isalnum():
-        raise ValueError(f"network {network!r} must be a non-empty ASCII name (letters, digits, - or _)")
+    name = str(network).replace("-", "").replace("_", "")
+    if not name or not name.isascii() or not name.isalnum():
+        raise ValueError(f"network {network!r} must be a non-empty ASCII name "
+                         "(letters, digits, - or _)")
     if not 1 <= int(window_days) <= 65_535:
         raise ValueError(f"window_days={window_days} must be in 1..65535")
     if int(seed) < 0:
@@ -65,32 +69,41 @@ def _check_args(network: str, window_days: int, n_alerts: int, seed: int) -> Non
     population.sizes(int(n_alerts))  # raises ValueError naming n_alerts
 
 
+def _day(network: str, processing_date: str, window_days: int, seed: int) -> Day:
+    date_days = (parse_date(processing_date) - dt.date(1970, 1, 1)).days
+    key = stable_key("aml-miner-sample", network, seed)
+    return Day(network, processing_date, date_days, int(window_days), key)
+
+
 def generate_batch(network: str, processing_date: str, window_days: int = 7,
-                   n_alerts: int = 2000, seed: int = 0, legacy_columns: bool = False) -> SampleBatch:
+                   n_alerts: int = 2000, seed: int = 0,
+                   legacy_columns: bool = False) -> SampleBatch:
     """Generate one sample day; raises InvalidDate or ValueError naming a bad argument."""
     started = time.perf_counter()
-    date_days = (parse_date(processing_date) - parse_date("1970-01-01")).days
     _check_args(network, window_days, n_alerts, seed)
-    key = stable_key("aml-miner-sample", network, seed)
-    day = np.random.SeedSequence([int(seed), date_days, int(window_days), int(n_alerts), key & 0xFFFFFFFF])
-    rng_pop, rng_feat, rng_alert, rng_flow, rng_cluster = (np.random.default_rng(s) for s in day.spawn(5))
-    pop = population.draw(n_alerts, network, key, rng_pop)
-    feats, volume = features.build(pop, rng_feat, network, date_days, window_days, legacy_columns)
-    alert_table, facts = alerts.build(pop, volume, rng_alert, processing_date, date_days, window_days, key)
+    day = _day(network, processing_date, window_days, seed)
+    # Seed and date (and size) pick the day's streams; one child stream per table, so a
+    # change in one table's recipe leaves the others' draws alone.
+    entropy = [int(seed), day.date_days, day.window_days, int(n_alerts), day.key & 0xFFFFFFFF]
+    streams = np.random.SeedSequence(entropy).spawn(5)
+    rng_pop, rng_feat, rng_alert, rng_flow, rng_cluster = map(np.random.default_rng, streams)
+    pop = population.draw(n_alerts, day, rng_pop)
+    feats, volume = features.build(pop, rng_feat, day, legacy_columns)
+    alert_table, facts = alerts.build(pop, volume, rng_alert, day)
     del volume
-    flow_table, src, dst = flows.build(pop, rng_flow, network, processing_date, date_days, window_days)
-    cluster_table = clusters.build(facts, pop, src, dst, rng_cluster, processing_date, date_days,
-                                   window_days, key)
-    batch = SampleBatch(network, processing_date, int(window_days), alert_table, feats,
-                        cluster_table, flow_table, labels.build(pop, key, network))
-    log.info("sample %s %s/%dd: %d alerts on %d addresses, %d clusters, %d flows, %d label rows "
-             "in %.1fs", network, processing_date, window_days, alert_table.num_rows, len(pop),
-             cluster_table.num_rows, flow_table.num_rows, batch.labels.num_rows,
-             time.perf_counter() - started)
+    flow_table, src, dst = flows.build(pop, rng_flow, day)
+    cluster_table = clusters.build(facts, pop, src, dst, rng_cluster, day)
+    batch = SampleBatch(network, processing_date, day.window_days, alert_table, feats,
+                        cluster_table, flow_table, labels.build(pop, day))
+    log.info("sample %s %s/%dd: %d alerts on %d addresses, %d clusters, %d flows, "
+             "%d label rows in %.1fs", network, processing_date, day.window_days,
+             alert_table.num_rows, len(pop), cluster_table.num_rows, flow_table.num_rows,
+             batch.labels.num_rows, time.perf_counter() - started)
     return batch
 
 
-def meta_json(network: str, processing_date: str, window_days: int, counts: dict, sha256: dict) -> dict:
+def meta_json(network: str, processing_date: str, window_days: int, counts: dict,
+              sha256: dict) -> dict:
     """The META.json the producer writes next to a batch (SOT_CONTRACT.md section 1)."""
     return {"schema_version": SCHEMA_VERSION,
             "batch_id": f"{network}-{processing_date}-{int(window_days)}d",
@@ -123,7 +136,8 @@ def _write_batch_files(batch: SampleBatch, folder: Path) -> dict:
     for name, file in BATCH_TABLES:
         write_parquet(getattr(batch, name), folder / file)
         digests[file] = sha256_file(folder / file)
-    meta = meta_json(batch.network, batch.processing_date, batch.window_days, batch.counts(), digests)
+    meta = meta_json(batch.network, batch.processing_date, batch.window_days, batch.counts(),
+                     digests)
     _write_json(meta, folder / contract.META_FILE)
     return meta
 
@@ -165,8 +179,8 @@ def _read_labels(path: Path) -> pa.Table:
     except (pa.ArrowException, OSError) as exc:
         raise contract.ContractError(path, f"not a readable parquet file ({exc})") from exc
     if not table.schema.equals(contract.LABELS_SCHEMA):
-        raise contract.ContractError(path, "existing label file does not have the labels schema; "
-                                           "move it away or write to a fresh folder")
+        raise contract.ContractError(path, "existing label file does not have the labels "
+                                           "schema; move it away or write to a fresh folder")
     return table
 
 

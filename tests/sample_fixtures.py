@@ -28,7 +28,8 @@ def alert_frame(batch: SampleBatch):
                and (features[c].dtype.kind in "fiub" or c.endswith("_usd"))]
     model_input = features[numeric].astype(float)
     model_input["address"] = features.address
-    frame = alerts[["address", "alert_confidence_score"]].merge(model_input, on="address", how="left")
+    frame = alerts[["address", "alert_confidence_score"]].merge(
+        model_input, on="address", how="left")
     frame["volume_usd"] = alerts.volume_usd.astype(float)
     frame["alerts_of_address"] = alerts.groupby("address").alert_id.transform("count")
     frame["label"] = alerts.address.map(positive).astype(float)

@@ -25,15 +25,18 @@ def _non_negative(text: str) -> int:
 
 def add_commands(sub) -> None:
     """Register this service's subcommands on the aml-miner parser."""
-    p = sub.add_parser("sample", help="write a deterministic sample SOT batch (demo, test and training data)")
+    p = sub.add_parser("sample", help="write a deterministic sample SOT date "
+                                      "(demo, test and training data)")
     p.add_argument("--network", help="network name (default: settings NETWORK)")
     p.add_argument("--processing-date", required=True, help="YYYY-MM-DD")
     p.add_argument("--days", type=_positive, help="window in days (default: settings WINDOW_DAYS)")
     p.add_argument("--output-dir", required=True,
                    help="SOT root: writes snapshots/{network}/{date}/{days}/ and address-labels/")
-    p.add_argument("--input-dir", help="also lay the date out as a download would: INPUT_DIR/{date}/")
+    p.add_argument("--input-dir",
+                   help="also lay the date out as a download would: INPUT_DIR/{date}/")
     p.add_argument("--seed", type=_non_negative, default=0, help="random seed (default 0)")
-    p.add_argument("--alerts", type=_positive, default=2000, help="number of alerts (default 2000)")
+    p.add_argument("--alerts", type=_positive, default=2000,
+                   help="number of alerts (default 2000)")
     p.add_argument("--legacy-columns", action="store_true",
                    help="add the legacy feature columns older SOT versions carry")
     p.set_defaults(func=run_sample)

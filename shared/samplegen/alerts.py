@@ -12,9 +12,9 @@ import pyarrow as pa
 
 from shared.contract import ALERTS_SCHEMA, TYPOLOGIES
 from shared.samplegen.columns import (
-    decimal_usd, hex_strings, join, number_strings, pick, ragged_lists, segment_index,
-    sigmoid, uuid5_strings)
-from shared.samplegen.population import N_BENIGN, Population
+    date_column, decimal_usd, hex_strings, join, number_strings, pick, ragged_lists,
+    segment_index, sigmoid, uuid5_strings, window_column)
+from shared.samplegen.population import N_BENIGN, Day, Population
 
 DAY_MS = 86_400_000
 # uuid5 namespace of alert ids: the producer's is not published, so ours is fixed here.
@@ -22,8 +22,10 @@ ALERT_NAMESPACE = uuid.NAMESPACE_OID
 _T = {name: i for i, name in enumerate(TYPOLOGIES)}
 # Typologies each archetype tends to trigger, with their weight over 1 (the rest weigh 1).
 AFFINITY = {
-    0: {"TIME_BASED_PATTERN": 2, "PROXIMITY_RISK": 2, "VELOCITY_ANOMALY": 1.5, "FRESH_TO_EXCHANGE": 1.5},
-    1: {"HUB_ANOMALY": 5, "MOTIF_FANIN": 4, "MOTIF_FANOUT": 3, "FRESH_TO_EXCHANGE": 3, "RAPID_FANOUT": 2},
+    0: {"TIME_BASED_PATTERN": 2, "PROXIMITY_RISK": 2, "VELOCITY_ANOMALY": 1.5,
+        "FRESH_TO_EXCHANGE": 1.5},
+    1: {"HUB_ANOMALY": 5, "MOTIF_FANIN": 4, "MOTIF_FANOUT": 3, "FRESH_TO_EXCHANGE": 3,
+        "RAPID_FANOUT": 2},
     2: {"STRUCTURING": 3, "INTRADAY_STRUCTURING": 3, "MOTIF_FANIN": 3, "SMURFING_NETWORK": 2},
     3: {"VELOCITY_ANOMALY": 4, "LAYERING_PATH": 2, "PING_PONG": 2},
     4: {"PEEL_CHAIN": 6, "LAYERING_PATH": 4, "RAPID_FANOUT": 2},
@@ -31,7 +33,8 @@ AFFINITY = {
     6: {"MOTIF_FANIN": 6, "SMURFING_NETWORK": 4, "HUB_ANOMALY": 2},
     7: {"MOTIF_FANOUT": 6, "RAPID_FANOUT": 5, "LAYERING_PATH": 2},
     8: {"CYCLE_DETECTION": 6, "PING_PONG": 5, "LAYERING_PATH": 2},
-    9: {"MIXING_BEHAVIOR": 6, "PROXIMITY_RISK": 3, "FRESH_TO_EXCHANGE": 2, "TIME_BASED_PATTERN": 2},
+    9: {"MIXING_BEHAVIOR": 6, "PROXIMITY_RISK": 3, "FRESH_TO_EXCHANGE": 2,
+        "TIME_BASED_PATTERN": 2},
 }
 PATTERN_TYPE = ("path", "amount", "cycle", "graph", "flow", "motif", "graph", "amount", "temporal",
                 "temporal", "cycle", "path", "motif", "proximity", "motif", "motif")
@@ -114,7 +117,8 @@ def _indicators(typ: np.ndarray, rng) -> pa.Array:
 
 
 def _texts(pop, arow, typ, volume, rng, window_days: int) -> dict:
-    hops = 1 + rng.poisson(np.where(np.isin(typ, [_T["PEEL_CHAIN"], _T["LAYERING_PATH"]]), 3.0, 0.8))
+    long_paths = np.isin(typ, [_T["PEEL_CHAIN"], _T["LAYERING_PATH"]])
+    hops = 1 + rng.poisson(np.where(long_paths, 3.0, 0.8))
     tx = 2 + rng.poisson(np.exp(1.5 + 0.8 * rng.standard_normal(len(typ))))
     peers = 1 + rng.binomial(tx - 1, 0.6)
     typ_names = pick(TYPOLOGIES, typ)
@@ -139,34 +143,34 @@ def _suspected(pop: Population, arow: np.ndarray, rng) -> tuple[pa.Array, pa.Arr
 
 
 def _pattern_ids(arow: np.ndarray, typ: np.ndarray, rng, key: int) -> pa.Array:
-    code = (arow.astype(np.uint64) * np.uint64(31) + typ.astype(np.uint64)) ^ np.uint64(key & 0xFFFFFFFF)
-    ids = join(pick([t.lower() for t in TYPOLOGIES], typ), "_", hex_strings(code * np.uint64(2654435761), 8))
+    code = arow.astype(np.uint64) * np.uint64(31) + typ.astype(np.uint64)
+    code = (code ^ np.uint64(key & 0xFFFFFFFF)) * np.uint64(2654435761)
+    ids = join(pick([t.lower() for t in TYPOLOGIES], typ), "_", hex_strings(code, 8))
     empty = pa.array(rng.random(len(arow)) < 0.6)
     return pa.compute.if_else(empty, pa.scalar(""), ids)
 
 
-def build(pop: Population, volume_by_row: np.ndarray, rng: np.random.Generator,
-          processing_date: str, date_days: int, window_days: int, key: int):
+def build(pop: Population, volume_by_row: np.ndarray, rng: np.random.Generator, day: Day):
     """The alerts table and the facts clusters are built from."""
     arow = np.repeat(pop.alerted, pop.alert_counts)
     typ = _typologies(pop, rng)
     conf = _confidence(pop, arow, typ, rng)
-    volume = volume_by_row[arow] * rng.beta(0.8, 2.5, size=len(arow)) + rng.exponential(50.0, len(arow))
-    cols = _texts(pop, arow, typ, volume, rng, window_days)
+    share = rng.beta(0.8, 2.5, size=len(arow))
+    volume = volume_by_row[arow] * share + rng.exponential(50.0, len(arow))
+    cols = _texts(pop, arow, typ, volume, rng, day.window_days)
     cols["alert_id"] = uuid5_strings(join(cols["address"], "-", cols["typology_type"], "-",
-                                          processing_date), ALERT_NAMESPACE)
-    cols["pattern_id"] = _pattern_ids(arow, typ, rng, key)
+                                          day.processing_date), ALERT_NAMESPACE)
+    cols["pattern_id"] = _pattern_ids(arow, typ, rng, day.key)
     cols["pattern_type"] = pick(PATTERN_TYPE, typ)
     cols["severity"] = pick(("low", "medium", "high", "critical"), severity_index(conf))
     cols["suspected_address_type"], cols["suspected_address_subtype"] = _suspected(pop, arow, rng)
     cols["alert_confidence_score"] = pa.array(conf)
     cols["volume_usd"] = decimal_usd(volume)
     cols["risk_indicators"] = _indicators(typ, rng)
-    cols["window_days"] = pa.array(np.full(len(arow), window_days, dtype=np.uint16))
-    cols["processing_date"] = pa.array(np.full(len(arow), date_days, dtype=np.int32), type=pa.date32())
+    cols["window_days"] = window_column(day.window_days, len(arow))
+    cols["processing_date"] = date_column(day.date_days, len(arow))
     table = pa.Table.from_arrays([cols[f.name] for f in ALERTS_SCHEMA], schema=ALERTS_SCHEMA)
-    end = date_days * DAY_MS
-    stamp = end - 1 - np.floor(rng.random(len(arow)) * window_days * DAY_MS)
+    stamp = day.end_ms - 1 - np.floor(rng.random(len(arow)) * day.window_days * DAY_MS)
     starts = np.concatenate([[0], np.cumsum(pop.alert_counts)[:-1]])
     facts = AlertFacts(cols["alert_id"], arow, starts, pop.alert_counts, typ, conf,
                        np.round(volume, 2), stamp.astype(np.uint64))

@@ -13,8 +13,9 @@ import pyarrow as pa
 from shared.contract import CLUSTERS_SCHEMA, TYPOLOGIES
 from shared.samplegen.alerts import ALERT_NAMESPACE, AlertFacts, severity_index
 from shared.samplegen.columns import (
-    decimal_usd, hex_strings, join, pick, ragged_lists, segment_index, uuid5_strings)
-from shared.samplegen.population import Population
+    date_column, decimal_usd, hex_strings, join, pick, ragged_lists, segment_index, uuid5_strings,
+    window_column)
+from shared.samplegen.population import Day, Population
 
 PATTERN_SHARE = 1 / 40      # same_pattern clusters per alerted address
 NETWORK_SHARE = 1 / 50      # related_network clusters per alerted address
@@ -115,20 +116,21 @@ def _with_dangling(part: Part, flags: np.ndarray, first_missing: int) -> Part:
     return part
 
 
-def _pool(facts: AlertFacts, ids: pa.Array, n_missing: int, rng, end_ms: int, window_days: int):
+def _pool(facts: AlertFacts, names: pa.Array, rng, day: Day):
     """Alert ids, confidence, volume and time of real alerts followed by missing ones."""
-    conf = np.concatenate([facts.confidence, rng.uniform(0.3, 0.95, n_missing).astype(np.float32)])
-    volume = np.concatenate([facts.volume, np.round(rng.exponential(2_000.0, n_missing), 2)])
-    stamp = np.concatenate([facts.timestamp, (end_ms - 1 - np.floor(
-        rng.random(n_missing) * window_days * 86_400_000)).astype(np.uint64)])
-    missing = uuid5_strings(join(ids, "-expired"), ALERT_NAMESPACE) if n_missing else ids.slice(0, 0)
-    return pa.concat_arrays([facts.alert_id, missing.cast(pa.string())]), conf, volume, stamp
+    n = len(names)
+    conf = np.concatenate([facts.confidence, rng.uniform(0.3, 0.95, n).astype(np.float32)])
+    volume = np.concatenate([facts.volume, np.round(rng.exponential(2_000.0, n), 2)])
+    offset = np.floor(rng.random(n) * day.window_days * 86_400_000)
+    stamp = np.concatenate([facts.timestamp, (day.end_ms - 1 - offset).astype(np.uint64)])
+    missing = uuid5_strings(join(names, "-expired"), ALERT_NAMESPACE) if n else names
+    return pa.concat_arrays([facts.alert_id, missing]), conf, volume, stamp
 
 
 def build(facts: AlertFacts, pop: Population, src, dst, rng: np.random.Generator,
-          processing_date: str, date_days: int, window_days: int, key: int) -> pa.Table:
+          day: Day) -> pa.Table:
     """The clusters table."""
-    parts = [same_entity(facts, pop), same_pattern(facts, rng, key),
+    parts = [same_entity(facts, pop), same_pattern(facts, rng, day.key),
              related_network(facts, pop, src, dst, rng)]
     n_alerts, total = len(facts.confidence), sum(len(p) for p in parts)
     orphan, n_orphan_ids = orphans(n_alerts, total, pop, rng)
@@ -138,18 +140,16 @@ def build(facts: AlertFacts, pop: Population, src, dst, rng: np.random.Generator
         parts[i] = _with_dangling(part, flags, first_missing)
         first_missing += int(flags.sum())
     parts.append(orphan)
-    return _assemble(parts, facts, pop, rng, processing_date, date_days, window_days, first_missing)
+    return _assemble(parts, facts, pop, rng, day, first_missing - n_alerts)
 
 
-def _assemble(parts, facts, pop, rng, processing_date, date_days, window_days, pool_size):
+def _assemble(parts, facts, pop, rng, day: Day, n_missing: int) -> pa.Table:
     kinds = np.concatenate([np.full(len(p), i) for i, p in enumerate(parts)])
     kind_names = [p.kind for p in parts]
     names = pa.concat_arrays([p.names for p in parts])
-    cluster_ids = join("cluster_", pick(kind_names, kinds), "_", names, "_", processing_date)
-    n_missing = pool_size - len(facts.confidence)
+    cluster_ids = join("cluster_", pick(kind_names, kinds), "_", names, "_", day.processing_date)
     missing_names = _missing_names(parts, cluster_ids, len(facts.confidence), n_missing)
-    end_ms = date_days * 86_400_000
-    pool_ids, conf, volume, stamp = _pool(facts, missing_names, n_missing, rng, end_ms, window_days)
+    pool_ids, conf, volume, stamp = _pool(facts, missing_names, rng, day)
     member_offsets, members = _concat_lists([(p.member_offsets, p.members) for p in parts])
     addr_offsets, addr_rows = _concat_lists([(p.address_offsets, p.address_rows) for p in parts])
     stats = _stats(member_offsets, members, conf, volume, stamp)
@@ -167,8 +167,8 @@ def _assemble(parts, facts, pop, rng, processing_date, date_days, window_days, p
         "confidence_avg": pa.array(stats["conf_avg"].astype(np.float32)),
         "earliest_alert_timestamp": pa.array(stats["first"]),
         "latest_alert_timestamp": pa.array(stats["last"]),
-        "window_days": pa.array(np.full(n, window_days, dtype=np.uint16)),
-        "processing_date": pa.array(np.full(n, date_days, dtype=np.int32), type=pa.date32()),
+        "window_days": window_column(day.window_days, n),
+        "processing_date": date_column(day.date_days, n),
     }
     return pa.Table.from_arrays([cols[f.name] for f in CLUSTERS_SCHEMA], schema=CLUSTERS_SCHEMA)
 
@@ -182,7 +182,8 @@ def _missing_names(parts, cluster_ids: pa.Array, n_alerts: int, n_missing: int) 
         missing = part.members >= n_alerts
         owner[part.members[missing] - n_alerts] = seg[missing]
         base += len(part)
-    return join(cluster_ids.take(pa.array(owner)), "-", hex_strings(np.arange(n_missing, dtype=np.uint64), 8))
+    serial = hex_strings(np.arange(n_missing, dtype=np.uint64), 8)
+    return join(cluster_ids.take(pa.array(owner)), "-", serial)
 
 
 def _concat_lists(pairs):

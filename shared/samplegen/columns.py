@@ -41,6 +41,16 @@ def stable_uniform(ids: np.ndarray, key: int, stream: int) -> np.ndarray:
     return (stable_bits(ids, key, stream) >> _U64(11)).astype(np.float64) * _MASK53
 
 
+def window_column(window_days: int, n: int) -> pa.Array:
+    """The uint16 window_days column every table carries."""
+    return pa.array(np.full(n, window_days, dtype=np.uint16))
+
+
+def date_column(date_days: int, n: int) -> pa.Array:
+    """The date32 processing_date column (days since 1970-01-01)."""
+    return pa.array(np.full(n, date_days, dtype=np.int32), type=pa.date32())
+
+
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -149,7 +159,8 @@ def join(*parts) -> pa.Array:
 CHUNK_ROWS = 131_072
 
 
-def multinomial_rows(rng: np.random.Generator, totals: np.ndarray, logits: np.ndarray) -> np.ndarray:
+def multinomial_rows(rng: np.random.Generator, totals: np.ndarray,
+                     logits: np.ndarray) -> np.ndarray:
     """Each row's total split over bins with softmax(logits) probabilities, capped at uint16.
 
     Drawn as one binomial per bin over all rows of a chunk (conditional on what is
@@ -159,11 +170,13 @@ def multinomial_rows(rng: np.random.Generator, totals: np.ndarray, logits: np.nd
     out = np.empty(logits.shape, dtype=np.uint16)
     for start in range(0, len(totals), CHUNK_ROWS):
         part = slice(start, start + CHUNK_ROWS)
-        out[part] = _multinomial_chunk(rng, totals[part], np.asarray(logits[part], dtype=np.float64))
+        chunk = np.asarray(logits[part], dtype=np.float64)
+        out[part] = _multinomial_chunk(rng, totals[part], chunk)
     return out
 
 
-def _multinomial_chunk(rng: np.random.Generator, totals: np.ndarray, logits: np.ndarray) -> np.ndarray:
+def _multinomial_chunk(rng: np.random.Generator, totals: np.ndarray,
+                       logits: np.ndarray) -> np.ndarray:
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
     out = np.empty(probs.shape, dtype=np.uint16)

@@ -11,8 +11,9 @@ import numpy as np
 import pyarrow as pa
 
 from shared.contract import FEATURES_SCHEMA, LEGACY_FEATURE_COLUMNS
-from shared.samplegen.columns import decimal_usd, fixed_lists, multinomial_rows, pick, sigmoid
-from shared.samplegen.population import Population
+from shared.samplegen.columns import (
+    date_column, decimal_usd, fixed_lists, multinomial_rows, pick, sigmoid, window_column)
+from shared.samplegen.population import Day, Population
 
 DAY_MS = 86_400_000
 SIGNALS = ("structuring", "velocity", "burst", "reciprocity", "small_tx", "fan_in",
@@ -130,6 +131,19 @@ def _share(hist: np.ndarray, columns) -> np.ndarray:
     return hist[:, columns].sum(axis=1, dtype=np.float64) / np.maximum(total, 1)
 
 
+def _linear(z: np.ndarray, d: Draws, bias: float, noise: float, **weights: float) -> np.ndarray:
+    """bias + weighted signals + Gaussian noise: the logit most features are built from."""
+    out = bias + noise * d.normal() if noise else np.full(d.n, bias)
+    for name, weight in weights.items():
+        out += weight * z[:, _S[name]]
+    return out
+
+
+def _score(z: np.ndarray, d: Draws, bias: float, noise: float, **weights: float) -> pa.Array:
+    """A float32 score in (0, 1): sigmoid of a noisy weighted sum of signals."""
+    return _f32(sigmoid(_linear(z, d, bias, noise, **weights)))
+
+
 def _f32(x) -> pa.Array:
     return pa.array(np.asarray(x, dtype=np.float32))
 
@@ -143,12 +157,14 @@ def _topology_columns(c: dict, z: np.ndarray, d: Draws) -> tuple[dict, np.ndarra
     overlap = np.rint(recip * np.minimum(c["deg_in"], c["deg_out"]))
     unique = np.maximum(c["deg_in"] + c["deg_out"] - overlap, 1)
     cols = {"degree_in": _u32(c["deg_in"]), "degree_out": _u32(c["deg_out"]),
-            "degree_total": _u32(c["deg_in"] + c["deg_out"]), "unique_counterparties": _u32(unique)}
+            "degree_total": _u32(c["deg_in"] + c["deg_out"]),
+            "unique_counterparties": _u32(unique)}
     return cols, recip
 
 
 def _volume_columns(a: dict) -> dict:
-    return {"total_in_usd": decimal_usd(a["total_in"]), "total_out_usd": decimal_usd(a["total_out"]),
+    return {"total_in_usd": decimal_usd(a["total_in"]),
+            "total_out_usd": decimal_usd(a["total_out"]),
             "net_flow_usd": decimal_usd(a["total_in"] - a["total_out"]),
             "total_volume_usd": decimal_usd(a["total"]),
             "avg_tx_in_usd": decimal_usd(a["avg_in"]), "avg_tx_out_usd": decimal_usd(a["avg_out"]),
@@ -167,7 +183,7 @@ def _distribution_columns(a: dict, z: np.ndarray, d: Draws) -> dict:
             "flow_concentration": pa.array(conc)}
 
 
-def _temporal_columns(c: dict, a: dict, z: np.ndarray, d: Draws, window_days: int) -> dict:
+def _temporal_columns(c: dict, a: dict, z, d: Draws, window_days: int) -> dict:
     logit = 0.6 * np.log(c["tx_total"]) - 1.0 + d.normal() - 0.5 * z[:, _S["burst"]]
     days = np.clip(np.rint(window_days * sigmoid(logit)), 1, window_days)
     span = days + np.floor((window_days - days) * d.uniform())
@@ -183,19 +199,18 @@ def _behaviour_columns(h: dict, z: np.ndarray, d: Draws) -> dict:
     peak_hour = np.argmax(h["hourly"], axis=1).astype(np.uint8)
     peak_day = np.argmax(h["daily"], axis=1).astype(np.uint8)
     return {"peak_hour": pa.array(peak_hour), "peak_day": pa.array(peak_day),
-            "regularity_score": _f32(sigmoid(0.3 - 0.6 * z[:, _S["burst"]] + 0.5 * d.normal())),
+            "regularity_score": _score(z, d, 0.3, 0.5, burst=-0.6),
             "burst_factor": _f32(np.exp(0.45 * z[:, _S["burst"]] + 0.3 + 0.2 * d.normal())),
             "_peak_hour": peak_hour, "_peak_day": peak_day}
 
 
 def _flow_columns(recip: np.ndarray, z: np.ndarray, d: Draws) -> dict:
-    S = _S
     return {"reciprocity_ratio": _f32(recip),
-            "flow_diversity": _f32(sigmoid(0.5 * z[:, S["fan_out"]] + 0.3 * z[:, S["mixing"]] + 0.6 * d.normal())),
-            "counterparty_concentration": _f32(sigmoid(-0.5 * z[:, S["fan_in"]] - 0.5 * z[:, S["fan_out"]] + 0.6 * d.normal())),
-            "concentration_ratio": _f32(sigmoid(-0.4 * z[:, S["fan_out"]] + 0.3 * z[:, S["structuring"]] + 0.6 * d.normal())),
-            "velocity_score": _f32(sigmoid(z[:, S["velocity"]] - 0.8)),
-            "structuring_score": _f32(sigmoid(1.1 * z[:, S["structuring"]] - 1.6))}
+            "flow_diversity": _score(z, d, 0.0, 0.6, fan_out=0.5, mixing=0.3),
+            "counterparty_concentration": _score(z, d, 0.0, 0.6, fan_in=-0.5, fan_out=-0.5),
+            "concentration_ratio": _score(z, d, 0.0, 0.6, fan_out=-0.4, structuring=0.3),
+            "velocity_score": _score(z, d, -0.8, 0.0, velocity=1.0),
+            "structuring_score": _score(z, d, -1.6, 0.0, structuring=1.1)}
 
 
 def _asset_columns(network: str, n: int, z: np.ndarray, d: Draws) -> dict:
@@ -228,13 +243,12 @@ def _activity_columns(h: dict, b: dict, z: np.ndarray, d: Draws) -> dict:
 
 
 def _graph_columns(c: dict, z: np.ndarray, d: Draws, n: int) -> dict:
-    S = _S
-    degree = c["deg_in"] + c["deg_out"]
-    log_deg = np.log1p(degree)
+    log_deg = np.log1p(c["deg_in"] + c["deg_out"])
+    between = _linear(z, d, -4.0, 0.7, chain=0.8, mixing=0.4) + 0.3 * log_deg
     return {"pagerank": _f32(np.exp(0.9 * log_deg - np.log(n) + 0.3 * d.normal())),
-            "betweenness": _f32(sigmoid(0.8 * z[:, S["chain"]] + 0.4 * z[:, S["mixing"]] + 0.3 * log_deg - 4 + 0.7 * d.normal())),
+            "betweenness": _f32(sigmoid(between)),
             "closeness": _f32(sigmoid(0.3 * log_deg - 1 + 0.5 * d.normal())),
-            "clustering_coefficient": _f32(sigmoid(0.9 * z[:, S["reciprocity"]] - 1.5 + 0.6 * d.normal())),
+            "clustering_coefficient": _score(z, d, -1.5, 0.6, reciprocity=0.9),
             "centrality_score": _f32(sigmoid(0.5 * log_deg - 2 + 0.4 * d.normal())),
             "kcore": _u32(np.maximum(1, log_deg * 1.5 * np.exp(0.3 * d.normal()))),
             "community_id": pa.array(d.rng.integers(0, n // 40 + 1, size=n).astype(np.uint32))}
@@ -251,17 +265,17 @@ def _khop_columns(c: dict, a: dict, z: np.ndarray, d: Draws) -> dict:
     cap = 4e9
     return {"khop1_count": _u32(k1), "khop2_count": _u32(np.minimum(k2, cap)),
             "khop3_count": _u32(np.minimum(k3, cap)),
-            "khop1_volume_usd": decimal_usd(v1), "khop2_volume_usd": decimal_usd(np.minimum(v2, 1e15)),
+            "khop1_volume_usd": decimal_usd(v1),
+            "khop2_volume_usd": decimal_usd(np.minimum(v2, 1e15)),
             "khop3_volume_usd": decimal_usd(np.minimum(v3, 1e15))}
 
 
 def _advanced_columns(z: np.ndarray, d: Draws) -> dict:
-    S = _S
-    return {"flow_reciprocity_entropy": _f32(sigmoid(0.8 * z[:, S["reciprocity"]] - 0.5 + 0.5 * d.normal())),
-            "counterparty_stability": _f32(sigmoid(0.5 - 0.7 * z[:, S["newness"]] + 0.6 * d.normal())),
-            "flow_burstiness": _f32(sigmoid(0.8 * z[:, S["burst"]] - 0.5 + 0.5 * d.normal())),
-            "transaction_regularity": _f32(sigmoid(0.2 - 0.5 * z[:, S["burst"]] + 0.6 * d.normal())),
-            "amount_predictability": _f32(sigmoid(0.9 * z[:, S["mixing"]] + 0.4 * z[:, S["structuring"]] - 0.5 + 0.5 * d.normal()))}
+    return {"flow_reciprocity_entropy": _score(z, d, -0.5, 0.5, reciprocity=0.8),
+            "counterparty_stability": _score(z, d, 0.5, 0.6, newness=-0.7),
+            "flow_burstiness": _score(z, d, -0.5, 0.5, burst=0.8),
+            "transaction_regularity": _score(z, d, 0.2, 0.6, burst=-0.5),
+            "amount_predictability": _score(z, d, -0.5, 0.5, mixing=0.9, structuring=0.4)}
 
 
 def _support_columns(c: dict, z: np.ndarray, d: Draws, end_ms: int, window_days: int) -> dict:
@@ -273,7 +287,8 @@ def _support_columns(c: dict, z: np.ndarray, d: Draws, end_ms: int, window_days:
     history = np.floor(d.uniform() * 3 * 365 * DAY_MS)
     first = np.where(new, first, first - history - DAY_MS * window_days)
     return {"is_new_address": pa.array(new), "is_dormant_reactivated": pa.array(dormant),
-            "unique_recipients_count": _u32(c["deg_out"]), "unique_senders_count": _u32(c["deg_in"]),
+            "unique_recipients_count": _u32(c["deg_out"]),
+            "unique_senders_count": _u32(c["deg_in"]),
             "first_activity_timestamp": pa.array(np.maximum(first, 0).astype(np.uint64)),
             "last_activity_timestamp": pa.array(last.astype(np.uint64))}
 
@@ -286,8 +301,8 @@ def _legacy_columns(pop: Population, c: dict, z: np.ndarray, d: Draws) -> dict:
     log_deg = np.log1p(c["deg_in"] + c["deg_out"])
     cols = {
         "behavioral_anomaly_score": _f32(sigmoid(anomaly - 1 + 0.7 * d.normal())),
-        "graph_anomaly_score": _f32(sigmoid(0.6 * z[:, S["chain"]] - 1 + 0.7 * d.normal())),
-        "neighborhood_anomaly_score": _f32(sigmoid(0.5 * z[:, S["fan_in"]] - 1 + 0.8 * d.normal())),
+        "graph_anomaly_score": _score(z, d, -1.0, 0.7, chain=0.6),
+        "neighborhood_anomaly_score": _score(z, d, -1.0, 0.8, fan_in=0.5),
         "global_anomaly_score": _f32(sigmoid(0.7 * anomaly - 1 + 0.8 * d.normal())),
         "outlier_transactions": _u32(d.rng.poisson(0.02 * c["tx_total"] * np.exp(0.3 * anomaly))),
         "suspicious_pattern_score": _f32(sigmoid(0.8 * anomaly - 1.2 + 0.8 * d.normal())),
@@ -308,10 +323,10 @@ def _legacy_columns(pop: Population, c: dict, z: np.ndarray, d: Draws) -> dict:
     return cols
 
 
-def build(pop: Population, rng: np.random.Generator, network: str, date_days: int,
-          window_days: int, legacy: bool = False) -> tuple[pa.Table, np.ndarray]:
+def build(pop: Population, rng: np.random.Generator, day: Day,
+          legacy: bool = False) -> tuple[pa.Table, np.ndarray]:
     """The features table, and each address's total volume in USD (alerts use it)."""
-    d, n = Draws(rng, len(pop)), len(pop)
+    d, n, window_days = Draws(rng, len(pop)), len(pop), day.window_days
     z = signals(pop, d)
     c = _counts(pop, z, d, window_days)
     a = _amounts(pop, z, c, d)
@@ -322,13 +337,13 @@ def build(pop: Population, rng: np.random.Generator, network: str, date_days: in
     cols |= _temporal_columns(c, a, z, d, window_days)
     behaviour = _behaviour_columns(h, z, d)
     cols |= {k: v for k, v in behaviour.items() if not k.startswith("_")}
-    cols |= _flow_columns(recip, z, d) | _asset_columns(network, n, z, d)
+    cols |= _flow_columns(recip, z, d) | _asset_columns(day.network, n, z, d)
     cols |= _activity_columns(h, behaviour, z, d)
     del h
     cols |= _graph_columns(c, z, d, n) | _khop_columns(c, a, z, d) | _advanced_columns(z, d)
-    cols |= _support_columns(c, z, d, (date_days * DAY_MS), window_days)
-    cols["window_days"] = pa.array(np.full(n, window_days, dtype=np.uint16))
-    cols["processing_date"] = pa.array(np.full(n, date_days, dtype=np.int32), type=pa.date32())
+    cols |= _support_columns(c, z, d, day.end_ms, window_days)
+    cols["window_days"] = window_column(window_days, n)
+    cols["processing_date"] = date_column(day.date_days, n)
     schema = FEATURES_SCHEMA
     if legacy:
         extra = _legacy_columns(pop, c, z, d)

@@ -8,9 +8,9 @@ import pyarrow as pa
 
 from shared.contract import MONEY_FLOWS_SCHEMA
 from shared.samplegen.columns import (
-    decimal_native, decimal_usd, fixed_lists, multinomial_rows, pick)
+    decimal_native, decimal_usd, fixed_lists, multinomial_rows, pick, window_column)
 from shared.samplegen.features import DAY_MS, LOG_AMOUNT, NATIVE_ASSET
-from shared.samplegen.population import N_BENIGN, Population
+from shared.samplegen.population import N_BENIGN, Day, Population
 
 OUT_RATE = np.array([0.1, 2.5, 0.6, 0.3, 0.8, 0.6, 0.2, 2.0, 1.0, 1.8])  # extra out-edges
 TO_ILLICIT = np.where(np.arange(10) >= N_BENIGN, 0.35, 0.02)
@@ -48,9 +48,10 @@ def _patterns(tx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.
     return hourly, weekly
 
 
-def build(pop: Population, rng: np.random.Generator, network: str, processing_date: str,
-          date_days: int, window_days: int) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+def build(pop: Population, rng: np.random.Generator,
+          day: Day) -> tuple[pa.Table, np.ndarray, np.ndarray]:
     """The money flows table and its (src, dst) population rows."""
+    network, window_days = day.network, day.window_days
     src, dst = edges(pop, rng)
     m = len(src)
     tx = 1 + rng.poisson(np.exp(0.5 + rng.standard_normal(m)))
@@ -58,15 +59,14 @@ def build(pop: Population, rng: np.random.Generator, network: str, processing_da
     usd = np.round(usd, 2)
     reverse = _reverse_usd(src, dst, usd, len(pop))
     two_way = reverse > 0
-    ratio = np.where(two_way, np.minimum(usd, reverse) / np.maximum(np.maximum(usd, reverse), 1e-9), 0.0)
-    days = np.minimum(np.minimum(tx, window_days), 1 + rng.poisson(1.0, m))
-    end = date_days * DAY_MS
-    last = end - 1 - np.floor(rng.random(m) * (window_days - days + 1) * DAY_MS * 0.999)
-    first = last - np.floor(rng.random(m) * (days - 1) * DAY_MS + (tx > 1) * rng.random(m) * 3_600_000)
+    larger = np.maximum(np.maximum(usd, reverse), 1e-9)
+    ratio = np.where(two_way, np.minimum(usd, reverse) / larger, 0.0)
+    days, first, last = _times(tx, rng, day)
     assets = NATIVE_ASSET.get(network, (network[:4].upper(),))
     hourly, weekly = _patterns(tx, rng)
     cols = {
-        "from_address": pop.address.take(pa.array(src)), "to_address": pop.address.take(pa.array(dst)),
+        "from_address": pop.address.take(pa.array(src)),
+        "to_address": pop.address.take(pa.array(dst)),
         "tx_count": pa.array(tx.astype(np.uint64)),
         "amount_sum": decimal_native(usd / PRICE_USD.get(network, 1.0)),
         "amount_usd_sum": decimal_usd(usd),
@@ -80,11 +80,22 @@ def build(pop: Population, rng: np.random.Generator, network: str, processing_da
         "weekly_pattern": fixed_lists(weekly, pa.uint16()),
         "reciprocity_ratio": pa.array(ratio.astype(np.float32)),
         "is_bidirectional": pa.array(two_way),
-        "window_days": pa.array(np.full(m, window_days, dtype=np.uint16)),
-        "processing_date": pa.array(np.full(m, processing_date), type=pa.string()),
+        "window_days": window_column(window_days, m),
+        # money_flows carries its date as text (SOT_CONTRACT.md section 2).
+        "processing_date": pa.nulls(m, pa.string()).fill_null(day.processing_date),
     }
-    table = pa.Table.from_arrays([cols[f.name] for f in MONEY_FLOWS_SCHEMA], schema=MONEY_FLOWS_SCHEMA)
+    schema = MONEY_FLOWS_SCHEMA
+    table = pa.Table.from_arrays([cols[f.name] for f in schema], schema=schema)
     return table, src, dst
+
+
+def _times(tx: np.ndarray, rng: np.random.Generator, day: Day):
+    """Active days and first/last seen (ms) of each pair, inside the window."""
+    m = len(tx)
+    days = np.minimum(np.minimum(tx, day.window_days), 1 + rng.poisson(1.0, m))
+    last = day.end_ms - 1 - np.floor(rng.random(m) * (day.window_days - days + 1) * DAY_MS * 0.999)
+    spread = rng.random(m) * (days - 1) * DAY_MS + (tx > 1) * rng.random(m) * 3_600_000
+    return days, last - np.floor(spread), last
 
 
 def _reverse_usd(src: np.ndarray, dst: np.ndarray, usd: np.ndarray, n: int) -> np.ndarray:

@@ -13,20 +13,22 @@ import pyarrow as pa
 
 from shared.contract import LABELS_SCHEMA
 from shared.samplegen.columns import pick, segment_index, stable_bits, stable_uniform
-from shared.samplegen.population import N_BENIGN, Population
+from shared.samplegen.population import N_BENIGN, Day, Population
 
 COVERAGE = np.array([0.30, 0.55, 0.50, 0.50, 0.55, 0.55, 0.55, 0.55, 0.55, 0.55])
 LABEL_ERROR = np.array([0.04, 0.14, 0.12, 0.10, 0.12, 0.12, 0.12, 0.12, 0.12, 0.12])
 SOURCES = ("sanctions_list", "community_reports", "exchange_attribution",
            "internal_heuristics", "law_enforcement")
-BAD_LABELS = ("ransomware", "darknet_market", "scam", "mixer_service", "sanctioned_entity", "theft")
+BAD_LABELS = ("ransomware", "darknet_market", "scam", "mixer_service", "sanctioned_entity",
+              "theft")
 BAD_TYPES = ("ransomware", "marketplace", "scam", "mixer", "sanctioned", "theft")
 GOOD_LABELS = ("retail_wallet", "exchange_hot_wallet", "merchant", "whale_wallet")
 GOOD_TYPES = ("wallet", "exchange", "merchant", "wallet")
 TRUST_BAD = ("blacklisted", "blacklisted", "verified", "community", "official", "unverified")
 TRUST_GOOD = ("verified", "community", "official", "unverified")
 LABEL_EPOCH_MS = 1_672_531_200_000  # 2023-01-01
-STREAM_COVER, STREAM_ROWS, STREAM_ROW = 10, 11, 20
+STREAM_COVER, STREAM_ROWS, STREAM_SOURCE, STREAM_ROW = 10, 11, 12, 20
+DAY_MS = 86_400_000
 
 
 def _rows(pop: Population, key: int) -> tuple[np.ndarray, np.ndarray]:
@@ -38,8 +40,9 @@ def _rows(pop: Population, key: int) -> tuple[np.ndarray, np.ndarray]:
     return np.repeat(labelled, count), rank
 
 
-def build(pop: Population, key: int, network: str) -> pa.Table:
+def build(pop: Population, day: Day) -> pa.Table:
     """The labels table of the day's addresses."""
+    key, network = day.key, day.network
     rows, rank = _rows(pop, key)
     ids, arch = pop.ids[rows], pop.archetype[rows]
     stream = STREAM_ROW + 10 * rank.astype(np.int64)
@@ -49,8 +52,8 @@ def build(pop: Population, key: int, network: str) -> pa.Table:
     level = np.where(positive, 2 + (u["level"] < 0.4), (u["level"] < 0.35).astype(np.int64))
     bad_kind = (u["kind"] * len(BAD_LABELS)).astype(np.int64)
     good_kind = np.where(arch < N_BENIGN, arch, 0)
-    source = (stable_bits(ids, key, STREAM_ROWS) % np.uint64(len(SOURCES))).astype(np.int64)
-    created = LABEL_EPOCH_MS + np.floor(u["created"] * 730 * 86_400_000)
+    source = (stable_bits(ids, key, STREAM_SOURCE) % np.uint64(len(SOURCES))).astype(np.int64)
+    created = LABEL_EPOCH_MS + np.floor(u["created"] * 730 * DAY_MS)
     n = len(rows)
     cols = {
         "network": pick((network,), np.zeros(n, dtype=np.int64)),
@@ -65,7 +68,8 @@ def build(pop: Population, key: int, network: str) -> pa.Table:
         "risk_level": pick(("low", "medium", "high", "critical"), level),
         "confidence_score": pa.array((0.5 + 0.5 * u["conf"]).astype(np.float32)),
         "created_timestamp": pa.array(created.astype(np.uint64)),
-        "updated_timestamp": pa.array((created + np.floor(u["updated"] * 180 * 86_400_000)).astype(np.uint64)),
+        "updated_timestamp": pa.array((created + np.floor(u["updated"] * 180 * DAY_MS)).astype(
+            np.uint64)),
     }
     return pa.Table.from_arrays([cols[f.name] for f in LABELS_SCHEMA], schema=LABELS_SCHEMA)
 

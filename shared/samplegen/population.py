@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from shared.samplegen.columns import (
-    bytes_to_strings, gumbel_top, mix64, stable_bits, stable_uniform)
+    bytes_to_strings, gumbel_top, stable_bits, stable_uniform)
 
 MAX_ADDRESSES = 1_000_000  # features.parquet holds at most 1M rows (SOT_CONTRACT.md §2)
 MAX_ALERTS_PER_ADDRESS = 8
@@ -36,6 +36,22 @@ STREAM_ARCHETYPE, STREAM_INTENSITY, STREAM_ADDRESS, STREAM_ID = 1, 2, 3, 4
 _BECH32 = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _STYLES = {"bitcoin": (b"bc1q", _BECH32, 38), "ethereum": (b"0x", b"0123456789abcdef", 40)}
 _ID_BITS = 30
+
+
+@dataclass(frozen=True)
+class Day:
+    """The identity of a sample batch, and the key of its network's address universe."""
+
+    network: str
+    processing_date: str
+    date_days: int        # days since 1970-01-01
+    window_days: int
+    key: int              # stable per (network, seed): ids, archetypes, labels
+
+    @property
+    def end_ms(self) -> int:
+        """The window's exclusive end (the processing date's midnight, UTC) in ms."""
+        return self.date_days * 86_400_000
 
 
 @dataclass
@@ -60,7 +76,8 @@ class Population:
 def sizes(n_alerts: int) -> tuple[int, int, int]:
     """(alerted addresses, day population, universe) for a number of alerts."""
     if n_alerts < 1 or n_alerts > MAX_ALERTS_PER_ADDRESS * MAX_ADDRESSES:
-        raise ValueError(f"n_alerts={n_alerts} must be in 1..{MAX_ALERTS_PER_ADDRESS * MAX_ADDRESSES}")
+        most = MAX_ALERTS_PER_ADDRESS * MAX_ADDRESSES
+        raise ValueError(f"n_alerts={n_alerts} must be in 1..{most}")
     alerted = max(math.ceil(n_alerts / ALERTS_PER_ALERTED),
                   math.ceil(n_alerts / MAX_ALERTS_PER_ADDRESS))
     alerted = min(alerted, MAX_ADDRESSES, n_alerts)
@@ -82,20 +99,21 @@ def intensities(ids: np.ndarray, key: int, archetype: np.ndarray) -> np.ndarray:
 
 def address_strings(ids: np.ndarray, key: int, network: str) -> pa.Array:
     """Realistic-looking, unique address strings (the tail encodes a scrambled id)."""
-    prefix, alphabet, body = _STYLES.get(network, (network[:4].lower().encode() + b"1", _BECH32, 38))
+    default = (network[:4].lower().encode() + b"1", _BECH32, 38)
+    prefix, alphabet, body = _STYLES.get(network, default)
     bits = int(math.log2(len(alphabet)))
     table = np.frombuffer(alphabet, dtype=np.uint8)
     id_chars = math.ceil(_ID_BITS / bits)
     out = np.empty((len(ids), len(prefix) + body), dtype=np.uint8)
     out[:, :len(prefix)] = np.frombuffer(prefix, dtype=np.uint8)
-    per_word = 64 // bits
+    per_word, digit_mask = 64 // bits, np.uint64(len(alphabet) - 1)
     for j in range(body - id_chars):
         if j % per_word == 0:
             word = stable_bits(ids, key, STREAM_ADDRESS + 100 * (j // per_word + 1))
-        out[:, len(prefix) + j] = table[(word >> np.uint64(bits * (j % per_word))) & np.uint64(len(alphabet) - 1)]
+        out[:, len(prefix) + j] = table[(word >> np.uint64(bits * (j % per_word))) & digit_mask]
     scrambled = _scramble(ids, key)
     for j in range(id_chars):
-        digit = (scrambled >> np.uint64(bits * j)) & np.uint64(len(alphabet) - 1)
+        digit = (scrambled >> np.uint64(bits * j)) & digit_mask
         out[:, len(prefix) + body - 1 - j] = table[digit]
     return bytes_to_strings(out)
 
@@ -110,8 +128,9 @@ def _scramble(ids: np.ndarray, key: int) -> np.ndarray:
     return x
 
 
-def draw(n_alerts: int, network: str, key: int, rng: np.random.Generator) -> Population:
+def draw(n_alerts: int, day: Day, rng: np.random.Generator) -> Population:
     """The day's population, who raises alerts, and how many alerts each."""
+    key = day.key
     n_alerted, n_day, universe = sizes(n_alerts)
     ids = np.sort(rng.choice(universe, size=n_day, replace=False)).astype(np.uint64)
     arch = archetypes(ids, key)
@@ -119,7 +138,8 @@ def draw(n_alerts: int, network: str, key: int, rng: np.random.Generator) -> Pop
     weight = np.log(ALERT_WEIGHT[arch] * (0.4 + intensity))
     alerted = np.sort(gumbel_top(weight, n_alerted, rng))
     counts = _alert_counts(arch[alerted], n_alerts, rng)
-    return Population(ids, address_strings(ids, key, network), arch, intensity, alerted, counts)
+    addresses = address_strings(ids, key, day.network)
+    return Population(ids, addresses, arch, intensity, alerted, counts)
 
 
 def _alert_counts(arch: np.ndarray, n_alerts: int, rng: np.random.Generator) -> np.ndarray:
@@ -132,4 +152,3 @@ def _alert_counts(arch: np.ndarray, n_alerts: int, rng: np.random.Generator) -> 
     return 1 + np.bincount(chosen // slots, minlength=len(arch)).astype(np.int64)
 
 
-__all__ = ["Population", "draw", "sizes", "ARCHETYPES", "N_BENIGN", "mix64"]

@@ -1,4 +1,7 @@
-"""The SOT contract validator on good and bad date folders: every error names the file and the problem."""
+"""The SOT contract validator on good and bad date folders.
+
+Every error must name the file and the problem.
+"""
 
 from __future__ import annotations
 
@@ -104,8 +107,10 @@ def test_missing_required_column(folder, file, column):
 
 
 def test_missing_optional_column_is_fine(folder):
-    _rewrite(folder / contract.ALERTS_FILE, lambda t: t.drop_columns(["evidence_json", "severity"]))
-    _rewrite(folder / contract.FEATURES_FILE, lambda t: t.drop_columns(["pagerank", "hourly_activity"]))
+    _rewrite(folder / contract.ALERTS_FILE,
+             lambda t: t.drop_columns(["evidence_json", "severity"]))
+    _rewrite(folder / contract.FEATURES_FILE,
+             lambda t: t.drop_columns(["pagerank", "hourly_activity"]))
     batch = load_batch(folder)
     assert "severity" not in batch.alerts and "pagerank" not in batch.features
 
@@ -154,24 +159,28 @@ def test_duplicate_feature_address(folder):
     _raises(folder, contract.FEATURES_FILE, "duplicate 'address'")
 
 
-@pytest.mark.parametrize("file, column, values, type_, words", [
-    (contract.ALERTS_FILE, "alert_confidence_score", "high", pa.string(), ["alert_confidence_score", "cannot be cast"]),
-    (contract.ALERTS_FILE, "risk_indicators", "long_chain", pa.string(), ["risk_indicators", "expected a list"]),
-    (contract.ALERTS_FILE, "processing_date", "yesterday", pa.string(), ["processing_date", "not a date"]),
-    (contract.ALERTS_FILE, "window_days", -7, pa.int64(), ["window_days", "cannot be cast"]),
-    (contract.FEATURES_FILE, "total_volume_usd", "lots", pa.string(), ["total_volume_usd", "cannot be cast"]),
-    (contract.CLUSTERS_FILE, "total_alerts", [1.0], pa.list_(pa.float64()), ["total_alerts", "cannot be cast"]),
-    (contract.MONEY_FLOWS_FILE, "processing_date", "26.10.2025", pa.string(), ["processing_date", "not a date"]),
+CAST = "cannot be cast"
+
+
+@pytest.mark.parametrize("file, column, value, type_, problem", [
+    (contract.ALERTS_FILE, "alert_confidence_score", "high", pa.string(), CAST),
+    (contract.ALERTS_FILE, "risk_indicators", "long_chain", pa.string(), "expected a list"),
+    (contract.ALERTS_FILE, "processing_date", "yesterday", pa.string(), "not a date"),
+    (contract.ALERTS_FILE, "window_days", -7, pa.int64(), CAST),
+    (contract.FEATURES_FILE, "total_volume_usd", "lots", pa.string(), CAST),
+    (contract.CLUSTERS_FILE, "total_alerts", [1.0], pa.list_(pa.float64()), CAST),
+    (contract.MONEY_FLOWS_FILE, "processing_date", "26.10.2025", pa.string(), "not a date"),
 ])
-def test_a_type_that_cannot_be_cast(folder, file, column, values, type_, words):
-    _rewrite(folder / file, lambda t: _set(t, column, [values] * t.num_rows, type_))
-    _raises(folder, file, *words)
+def test_a_type_that_cannot_be_cast(folder, file, column, value, type_, problem):
+    _rewrite(folder / file, lambda t: _set(t, column, [value] * t.num_rows, type_))
+    _raises(folder, file, column, problem)
 
 
 def test_castable_types_are_accepted(folder):
     def change(t):
         t = _set(t, "window_days", np.full(t.num_rows, 7, dtype=np.int64))
-        t = _set(t, "alert_confidence_score", t.column("alert_confidence_score").cast(pa.float64()))
+        confidence = t.column("alert_confidence_score").cast(pa.float64())
+        t = _set(t, "alert_confidence_score", confidence)
         return _set(t, "volume_usd", t.column("volume_usd").cast(pa.string()))
     _rewrite(folder / contract.ALERTS_FILE, change)
     alerts = load_batch(folder).alerts
@@ -205,7 +214,8 @@ def test_empty_clusters_and_flows_are_accepted(folder):
 
 def test_legacy_columns_present_or_absent_are_both_accepted(tmp_path):
     plain = load_batch(write_input(small_batch(n_alerts=N), tmp_path / "plain")).features
-    legacy = load_batch(write_input(small_batch(n_alerts=N, legacy=True), tmp_path / "legacy")).features
+    legacy_folder = write_input(small_batch(n_alerts=N, legacy=True), tmp_path / "legacy")
+    legacy = load_batch(legacy_folder).features
     assert not set(contract.LEGACY_FEATURE_COLUMNS) & set(plain.columns)
     assert set(contract.LEGACY_FEATURE_COLUMNS) <= set(legacy.columns)
     assert legacy.is_whale.dtype == bool and legacy.outlier_score.dtype == np.float32
@@ -230,8 +240,9 @@ def test_lists_arrive_as_arrays_and_money_flow_dates_as_strings_are_accepted(fol
     assert raw.schema.field("processing_date").type == pa.string()
     batch = load_batch(folder)
     assert str(batch.money_flows.processing_date.iloc[0]) == DATE
-    for frame, column in ((batch.alerts, "risk_indicators"), (batch.clusters, "addresses_involved"),
-                          (batch.money_flows, "weekly_pattern")):
+    lists = ((batch.alerts, "risk_indicators"), (batch.clusters, "addresses_involved"),
+             (batch.money_flows, "weekly_pattern"))
+    for frame, column in lists:
         assert isinstance(frame[column].iloc[0], np.ndarray), column
 
 

@@ -23,7 +23,8 @@ PARQUETS = (contract.ALERTS_FILE, contract.FEATURES_FILE, contract.CLUSTERS_FILE
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {str(p.relative_to(folder)): p.read_bytes() for p in files}
 
 
 def test_sot_layout_and_meta(tmp_path):
@@ -33,11 +34,13 @@ def test_sot_layout_and_meta(tmp_path):
     assert sorted(p.name for p in prefix.iterdir()) == sorted(PARQUETS + (contract.META_FILE,))
     assert (tmp_path / "address-labels" / "bitcoin_address_labels.parquet").is_file()
     meta = json.loads((prefix / contract.META_FILE).read_text())
-    assert meta == {"schema_version": "1.0.0", "batch_id": f"bitcoin-{DATE}-7d", "network": "bitcoin",
-                    "processing_date": DATE, "window_days": 7, "generated_at": f"{DATE}T00:04:11Z",
+    assert meta == {"schema_version": "1.0.0", "batch_id": f"bitcoin-{DATE}-7d",
+                    "network": "bitcoin", "processing_date": DATE, "window_days": 7,
+                    "generated_at": f"{DATE}T00:04:11Z",
                     "counts": meta["counts"], "sha256": meta["sha256"]}
     assert meta["sha256"] == {name: sha256_file(prefix / name) for name in PARQUETS}
-    counts = {name.removesuffix(".parquet"): pq.read_metadata(prefix / name).num_rows for name in PARQUETS}
+    counts = {name.removesuffix(".parquet"): pq.read_metadata(prefix / name).num_rows
+              for name in PARQUETS}
     assert meta["counts"] == counts and counts["alerts"] == SMALL
 
 
@@ -53,7 +56,8 @@ def test_parquet_is_written_without_timestamps_in_fixed_row_groups(tmp_path):
     for name in PARQUETS:
         meta = pq.read_metadata(prefix / name)
         assert set(meta.metadata or {}) <= {b"ARROW:schema"}
-        assert all(meta.row_group(i).num_rows <= ROW_GROUP_ROWS for i in range(meta.num_row_groups))
+        groups = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        assert max(groups) <= ROW_GROUP_ROWS
 
 
 def test_same_arguments_give_byte_identical_files(tmp_path):
@@ -89,7 +93,7 @@ def test_label_file_merges_dates_in_any_order(tmp_path):
     x, y = (tmp_path / "x" / key).read_bytes(), (tmp_path / "y" / key).read_bytes()
     assert x == y
     merged = pq.read_table(tmp_path / "x" / key)
-    both = set(d1.labels.column("address").to_pylist()) | set(d2.labels.column("address").to_pylist())
+    both = {a for d in (d1, d2) for a in d.labels.column("address").to_pylist()}
     assert set(merged.column("address").to_pylist()) == both
     pairs = list(zip(merged.column("address").to_pylist(), merged.column("source").to_pylist()))
     assert len(pairs) == len(set(pairs)) and pairs == sorted(pairs)
@@ -99,7 +103,8 @@ def test_a_corrupt_label_file_stops_before_any_batch_file_is_written(tmp_path):
     bad = tmp_path / "address-labels" / "bitcoin_address_labels.parquet"
     bad.parent.mkdir(parents=True)
     bad.write_bytes(b"not parquet")
-    with pytest.raises(contract.ContractError, match="bitcoin_address_labels.parquet: not a readable"):
+    message = "bitcoin_address_labels.parquet: not a readable"
+    with pytest.raises(contract.ContractError, match=message):
         write_sot(small_batch(), tmp_path)
     assert not (tmp_path / "snapshots").exists()
     assert bad.read_bytes() == b"not parquet"
@@ -111,7 +116,8 @@ def test_input_layout_loads_with_clean_types(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         PARQUETS + (contract.META_FILE, contract.LABELS_FILE))
     batch = contract.load_batch(folder)
-    assert len(batch.alerts) == SMALL and batch.money_flows is not None and batch.labels is not None
+    assert len(batch.alerts) == SMALL
+    assert batch.money_flows is not None and batch.labels is not None
     assert batch.alerts.volume_usd.dtype == np.float64
     assert batch.features.total_volume_usd.dtype == np.float64
     assert batch.clusters.total_volume_usd.dtype == np.float64
@@ -146,14 +152,16 @@ def test_cli_writes_both_layouts(tmp_path):
     assert (tmp_path / "sot" / "address-labels" / "bitcoin_address_labels.parquet").is_file()
     batch = contract.load_batch(tmp_path / "input" / DATE)
     assert len(batch.alerts) == 300
-    assert (prefix / contract.ALERTS_FILE).read_bytes() == (tmp_path / "input" / DATE / contract.ALERTS_FILE).read_bytes()
+    copy = tmp_path / "input" / DATE / contract.ALERTS_FILE
+    assert (prefix / contract.ALERTS_FILE).read_bytes() == copy.read_bytes()
 
 
 def test_cli_defaults_come_from_settings(tmp_path):
     result = _cli("--processing-date", DATE, "--output-dir", str(tmp_path), "--alerts", "20",
                   env={"NETWORK": "ethereum", "WINDOW_DAYS": "30"})
     assert result.returncode == 0, result.stderr
-    meta = json.loads((tmp_path / "snapshots" / "ethereum" / DATE / "30" / contract.META_FILE).read_text())
+    prefix = tmp_path / "snapshots" / "ethereum" / DATE / "30"
+    meta = json.loads((prefix / contract.META_FILE).read_text())
     assert meta["counts"]["alerts"] == 20 and meta["window_days"] == 30
 
 

@@ -30,7 +30,8 @@ def test_legacy_columns_only_when_asked():
     plain, legacy = small_batch().features, small_batch(legacy=True).features
     assert not set(contract.LEGACY_FEATURE_COLUMNS) & set(plain.column_names)
     assert legacy.column_names[:len(contract.FEATURES_SCHEMA)] == contract.FEATURES_SCHEMA.names
-    assert legacy.column_names[len(contract.FEATURES_SCHEMA):] == list(contract.LEGACY_FEATURE_COLUMNS)
+    extra = legacy.column_names[len(contract.FEATURES_SCHEMA):]
+    assert extra == list(contract.LEGACY_FEATURE_COLUMNS)
     assert legacy.num_rows == plain.num_rows
 
 
@@ -46,11 +47,13 @@ def test_alert_values_follow_the_contract():
     alerts = small_batch().alerts
     assert set(pc.unique(alerts.column("typology_type")).to_pylist()) <= set(contract.TYPOLOGIES)
     conf = alerts.column("alert_confidence_score").to_numpy()
-    expected = np.select([conf >= 0.9, conf >= 0.75, conf >= 0.6], ["critical", "high", "medium"], "low")
+    expected = np.select([conf >= 0.9, conf >= 0.75, conf >= 0.6],
+                         ["critical", "high", "medium"], "low")
     assert alerts.column("severity").to_pylist() == expected.tolist()
     assert ((conf > 0) & (conf < 1)).all()
     assert pc.min(pc.list_value_length(alerts.column("risk_indicators"))).as_py() >= 1
-    assert set(pc.unique(alerts.column("processing_date")).to_pylist()) == {np.datetime64(DATE).item()}
+    dates = set(pc.unique(alerts.column("processing_date")).to_pylist())
+    assert dates == {np.datetime64(DATE).item()}
 
 
 def test_several_alerts_per_address_and_every_address_has_features():
@@ -70,7 +73,8 @@ def test_same_entity_cluster_for_each_address_with_two_or_more_alerts():
     clusters = batch.clusters.to_pylist()
     same_entity = {c["primary_address"] for c in clusters if c["cluster_type"] == "same_entity"}
     assert same_entity == multi
-    assert {c["cluster_type"] for c in clusters} >= {"same_entity", "same_pattern", "related_network"}
+    kinds = {c["cluster_type"] for c in clusters}
+    assert kinds >= {"same_entity", "same_pattern", "related_network"}
     assert len({c["cluster_id"] for c in clusters}) == len(clusters)
     assert all(c["total_alerts"] == len(c["related_alert_ids"]) >= 2 for c in clusters)
 
@@ -91,7 +95,8 @@ def test_some_clusters_reference_alerts_missing_from_the_batch():
 def test_money_flows_are_unique_directed_pairs_of_known_addresses():
     batch = small_batch()
     flows = batch.money_flows
-    pairs = list(zip(flows.column("from_address").to_pylist(), flows.column("to_address").to_pylist()))
+    pairs = list(zip(flows.column("from_address").to_pylist(),
+                     flows.column("to_address").to_pylist()))
     assert len(set(pairs)) == len(pairs) and all(a != b for a, b in pairs)
     addresses = batch.features.column("address")
     for col in ("from_address", "to_address"):
@@ -135,8 +140,8 @@ def test_label_rows_of_an_address_are_the_same_on_every_date():
 
 
 def test_seed_and_date_both_change_the_data_but_not_its_shape():
-    base, other_seed, other_date = small_batch(), small_batch(seed=1), small_batch(date="2025-10-27")
-    for other in (other_seed, other_date):
+    base = small_batch()
+    for other in (small_batch(seed=1), small_batch(date="2025-10-27")):
         assert not base.alerts.equals(other.alerts)
         assert not base.features.equals(other.features)
         assert other.alerts.num_rows == SMALL
@@ -146,7 +151,8 @@ def test_seed_and_date_both_change_the_data_but_not_its_shape():
 
 def test_network_names_shape_the_addresses():
     eth = small_batch(network="ethereum", n_alerts=50)
-    assert all(a.startswith("0x") and len(a) == 42 for a in eth.features.column("address").to_pylist())
+    addresses = eth.features.column("address").to_pylist()
+    assert all(a.startswith("0x") and len(a) == 42 for a in addresses)
     assert set(eth.labels.column("network").to_pylist()) == {"ethereum"}
 
 

@@ -15,7 +15,8 @@ N = 4000
 
 
 def test_a_model_trained_on_other_dates_ranks_labels_well_but_not_perfectly():
-    train = pd.concat([alert_frame(small_batch(d, n_alerts=N)) for d in TRAIN]).dropna(subset=["label"])
+    train = pd.concat([alert_frame(small_batch(d, n_alerts=N)) for d in TRAIN])
+    train = train.dropna(subset=["label"])
     test = alert_frame(small_batch("2025-10-26", n_alerts=N)).dropna(subset=["label"])
     features = [c for c in train.columns if c != "label"]
     model = lgb.LGBMClassifier(n_estimators=200, learning_rate=0.05, num_leaves=15,
