@@ -156,6 +156,15 @@ def test_cli_writes_both_layouts(tmp_path):
     assert (prefix / contract.ALERTS_FILE).read_bytes() == copy.read_bytes()
 
 
+def test_cli_runs_in_separate_processes_give_identical_files(tmp_path):
+    for run, hash_seed in (("a", "1"), ("b", "2")):  # set/dict order must not leak into files
+        result = _cli("--processing-date", DATE, "--output-dir", str(tmp_path / run),
+                      "--alerts", "150", "--seed", "9", env={"PYTHONHASHSEED": hash_seed})
+        assert result.returncode == 0, result.stderr
+    a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
+    assert a == b and len(a) == 6
+
+
 def test_cli_defaults_come_from_settings(tmp_path):
     result = _cli("--processing-date", DATE, "--output-dir", str(tmp_path), "--alerts", "20",
                   env={"NETWORK": "ethereum", "WINDOW_DAYS": "30"})
