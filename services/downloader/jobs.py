@@ -22,9 +22,13 @@ PERMANENT = (DownloadError, jobs.JobArgumentError, storage.InvalidDate, Settings
 def download_job(network: str, processing_date: str, window_days, force: bool = False) -> dict:
     """Download one (network, date, window) into INPUT_DIR, record progress, enqueue its processing."""
     job = get_current_job()
-    settings = Settings.from_env()
-    days = jobs.window(window_days)
-    if job is not None and job.id != jobs.download_id(network, processing_date, days):
+    try:
+        settings, days = Settings.from_env(), jobs.window(window_days)
+        canonical = jobs.download_id(network, processing_date, days)
+    except PERMANENT as exc:  # bad configuration or arguments: no retry can help
+        _failed(job, exc, processing_date)
+        raise
+    if job is not None and job.id != canonical:
         return _hand_off(settings, job, network, processing_date, days, force)
     jobs.record(job, step="downloading")
     started = time.monotonic()
@@ -52,6 +56,7 @@ def _hand_off(settings: Settings, job, network: str, processing_date: str, days:
 
 
 def _failed(job, exc: Exception, processing_date: str) -> None:
+    """Record why; use up the retries unless the batch may still be published (retry later)."""
     if isinstance(exc, BatchNotFound) and _may_still_publish(processing_date):
         jobs.note_error(job, exc)
         log.warning("download %s: batch not published yet, will retry: %s", processing_date, exc)

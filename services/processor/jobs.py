@@ -44,11 +44,11 @@ def models(settings: Settings):
 def process_job(network: str, processing_date: str, window_days) -> dict:
     """Process INPUT_DIR/{date} into OUTPUT_DIR/{date}, published atomically; record steps and counts."""
     job = get_current_job()
-    settings = Settings.from_env()
-    days = jobs.window(window_days)
+    days = window_days
     jobs.record(job, step="processing")
     started = time.monotonic()
     try:
+        settings, days = Settings.from_env(), jobs.window(window_days)
         metadata = process_batch(settings.INPUT_DIR, settings.OUTPUT_DIR, processing_date,
                                  models=models(settings), settings=settings)
     except PERMANENT as exc:
@@ -68,7 +68,7 @@ def _published(job, network: str, processing_date: str, days: int, metadata: dic
               "clusters": int(metadata.get("cluster_count", 0))}
     jobs.record(job, step="published", validated=True, scored=counts["alerts"],
                 ranked=counts["alerts"], clusters_scored=counts["clusters"],
-                process_s=round(seconds, 3))
+                process_s=round(seconds, 3), timings_s=metadata.get("timings_s", {}))
     log.info("process %s %s %sd: published %d alerts, %d clusters in %.2f s", network,
              processing_date, days, counts["alerts"], counts["clusters"], seconds)
     return {**counts, "seconds": round(seconds, 3)}
