@@ -136,6 +136,19 @@ def test_rq_enqueue_from_the_readme_reaches_the_same_job(sot, s, conn):
     assert (s.INPUT_DIR / DATE / "alerts.parquet").exists()
 
 
+def test_rq_enqueue_with_a_bad_date_fails_at_once_naming_it(s, conn):
+    command = ["rq", "enqueue", "-u", s.REDIS_URL, "-q", s.QUEUE_DOWNLOAD, "--retry-max", "3",
+               jobs.DOWNLOAD_JOB, f"network={NETWORK}", "processing_date=2025-02-30",
+               f"window_days={WINDOW}"]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=30, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    job_id = out.stdout.split("job-id '")[1].split("'")[0]
+    work(conn, s.QUEUE_DOWNLOAD)
+    job = jobs.fetch(conn, job_id)
+    assert job.get_status() == JobStatus.FAILED and job.retries_left == 0  # --retry-max unused
+    assert "2025-02-30" in jobs.failure_reason(job)
+
+
 def test_the_download_worker_never_imports_lightgbm(sot, s, conn, tmp_path):
     """Run the real `aml-miner worker download` with a lightgbm that reports any import of it."""
     sot.put_batch(fake_batch(20_000))

@@ -152,3 +152,24 @@ def test_a_tick_with_the_schedule_disabled_does_nothing(chain_settings, conn, us
     work(conn, chain_settings.QUEUE_DOWNLOAD, max_jobs=1, scheduler=True)
     assert jobs.fetch(conn, "download-bitcoin-2025-10-26-7") is None
     assert jobs.fetch(conn, "schedule-bitcoin-7-20251027T0015") is None
+
+
+def test_cli_schedule_shows_the_next_run_and_arms_it(chain_settings, conn):
+    env = process_env(chain_settings.replace(SCHEDULE_ENABLED=True, SCHEDULE_TIME_UTC="00:15"))
+    before = cli("schedule", env=env)
+    assert before.returncode == 0 and "not armed" in before.stdout
+    armed = cli("schedule", "--arm", env=env)
+    assert armed.returncode == 0 and "T00:15:00+00:00 enqueues bitcoin" in armed.stdout
+    assert "(armed)" in armed.stdout
+    assert "disabled" in cli("schedule", env=process_env(chain_settings)).stdout
+
+
+def test_cli_enqueue_without_redis_says_so(chain_settings):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = cli("enqueue", "--processing-date", DATE,
+              env=process_env(chain_settings.replace(REDIS_URL=f"redis://127.0.0.1:{port}/12")))
+    assert out.returncode == 1 and "REDIS_URL" in out.stderr
