@@ -12,7 +12,9 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import Callable
 
+from redis import RedisError
 from rq import Worker
 
 from shared import jobs
@@ -44,9 +46,10 @@ def is_fresh(settings: Settings, queue: str, now: float | None = None) -> bool:
 
 
 class HeartbeatWorker(Worker):
-    """RQ's forking Worker that also touches a file each time RQ sends its heartbeat."""
+    """RQ's forking Worker that touches a file on each RQ heartbeat and runs our own upkeep."""
 
     heartbeat_file: Path | None = None
+    upkeep: Callable[["HeartbeatWorker"], None] | None = None
 
     def heartbeat(self, timeout=None, pipeline=None):
         """RQ's heartbeat, then touch the file."""
@@ -54,8 +57,19 @@ class HeartbeatWorker(Worker):
         if self.heartbeat_file is not None:
             self.heartbeat_file.touch()
 
+    def run_maintenance_tasks(self):
+        """RQ's maintenance (at start, then every 10 minutes), then our upkeep."""
+        super().run_maintenance_tasks()
+        if self.upkeep is None:
+            return
+        try:
+            self.upkeep(self)
+        except RedisError as exc:  # a Redis blip must not stop the worker; the next round retries
+            log.warning("worker %s: upkeep failed, retrying at the next maintenance: %s", self.name, exc)
 
-def build(settings: Settings, queue: str) -> HeartbeatWorker:
+
+def build(settings: Settings, queue: str,
+          upkeep: Callable[[HeartbeatWorker], None] | None = None) -> HeartbeatWorker:
     """A worker on one queue whose idle and busy heartbeats come every HEARTBEAT_INTERVAL seconds."""
     interval = max(1, settings.HEARTBEAT_INTERVAL)
     # RQ blocks on dequeue for worker_ttl - 15 s between idle heartbeats.
@@ -65,12 +79,14 @@ def build(settings: Settings, queue: str) -> HeartbeatWorker:
     path = heartbeat_path(settings, queue)
     path.parent.mkdir(parents=True, exist_ok=True)
     worker.heartbeat_file = path
+    worker.upkeep = upkeep
     return worker
 
 
-def run(settings: Settings, queue: str, burst: bool = False) -> int:
+def run(settings: Settings, queue: str, burst: bool = False,
+        upkeep: Callable[[HeartbeatWorker], None] | None = None) -> int:
     """Work the queue until SIGTERM (warm shutdown: the current job finishes) or, with burst, until empty."""
-    worker = build(settings, queue)
+    worker = build(settings, queue, upkeep)
     log.info("worker %s: listening on %s, heartbeat %s every %d s", worker.name, queue,
              worker.heartbeat_file, settings.HEARTBEAT_INTERVAL)
     # The scheduler moves due retries (and the daily tick) from the scheduled registry to the queue.

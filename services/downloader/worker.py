@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import logging
 
-from shared import jobs, schedule, worker
+from shared import schedule, worker
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def run(settings: Settings, burst: bool = False) -> int:
-    """Import the job code once (forked jobs inherit it), arm the schedule, then work the download queue."""
+    """Import the job code once (forked jobs inherit it), then work the download queue."""
     import services.downloader.jobs  # noqa: F401  boto3 and the downloader, paid once per worker
 
-    armed = schedule.ensure_armed(settings, jobs.connect(settings))
+    return worker.run(settings, settings.QUEUE_DOWNLOAD, burst=burst,
+                      upkeep=lambda w: _arm_schedule(settings, w))
+
+
+def _arm_schedule(settings: Settings, w: worker.HeartbeatWorker) -> None:
+    """At start and every maintenance round: a schedule lost with Redis's data comes back by itself."""
+    armed = schedule.ensure_armed(settings, w.connection)
     if armed:
         log.info("schedule: armed %s", ", ".join(armed))
-    return worker.run(settings, settings.QUEUE_DOWNLOAD, burst=burst)

@@ -87,3 +87,22 @@ def test_rq_info_shows_our_queues_and_workers(chain_settings, conn):
     assert info.returncode == 0, info.stderr
     assert s.QUEUE_DOWNLOAD in info.stdout
     assert f"{s.QUEUE_DOWNLOAD}-" in info.stdout  # our worker's name starts with its queue
+
+
+def test_the_download_worker_arms_the_daily_schedule(chain_settings, conn):
+    import datetime as dt
+
+    from rq.registry import ScheduledJobRegistry
+
+    from shared import schedule
+
+    s = chain_settings.replace(SCHEDULE_ENABLED=True, SCHEDULE_TIME_UTC="00:15")
+    out = subprocess.run([sys.executable, "-m", "services.cli", "worker", "download", "--burst"],
+                         cwd=REPO, env=process_env(s), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    now = dt.datetime.now(dt.timezone.utc)
+    at = schedule.parse_time("00:15")
+    expected = {schedule.tick_id("bitcoin", 7, schedule.last_tick(now, at)),
+                schedule.tick_id("bitcoin", 7, schedule.next_tick(now, at))}
+    assert expected <= set(ScheduledJobRegistry(s.QUEUE_DOWNLOAD, connection=conn).get_job_ids())
+    assert "schedule: armed" in out.stdout
