@@ -123,3 +123,10 @@ def publish_incomplete(root: Path, date: str, missing: str = storage.METADATA) -
     version = publish_date(root, date)
     (version / missing).unlink()
     return version
+
+
+def client_for(settings, **kwargs):
+    """A Flask test client of an app built from settings (imports Flask only when called)."""
+    from services.api.app import create_app
+
+    return create_app(settings, **kwargs).test_client()
