@@ -55,6 +55,10 @@ class DateResults:
         """The full response of one list endpoint."""
         return self._get(kind.name, lambda: self._render_list(kind))
 
+    def rendered(self, key: str) -> Body | None:
+        """A body already rendered under key (a ListKind name or "metadata"), else None."""
+        return self._bodies.get(key)
+
     def _get(self, key: str, make) -> Body:
         body = self._bodies.get(key)
         if body is None:
@@ -127,6 +131,14 @@ class ResultCache:
                     evicted, _ = self._entries.popitem(last=False)
                     log.info("result cache: evicted %s", evicted)
             else:
+                self._entries.move_to_end(version.name)
+            return entry
+
+    def peek(self, version: Path) -> DateResults | None:
+        """The entry of a version folder if cached (counts as a use), else None."""
+        with self._lock:
+            entry = self._entries.get(version.name)
+            if entry is not None:
                 self._entries.move_to_end(version.name)
             return entry
 

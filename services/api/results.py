@@ -48,6 +48,12 @@ class Results:
         """metadata.json of a validated date."""
         return self._with_entry(date, DateResults.metadata)
 
+    def rendered(self, date: str, key: str) -> Body | None:
+        """The date's body under key if already rendered for its current folder, else None."""
+        version = self.folder.version(date)
+        entry = self.cache.peek(version) if version is not None else None
+        return entry.rendered(key) if entry is not None else None
+
     def warm(self, date: str) -> None:
         """Render every response of a date now, so no request waits for it."""
         for kind in LIST_KINDS:

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 # Listing the dates costs one readlink per date; `latest` and /dates ask often.
 DATES_TTL_S = 1.0
+VERIFIED_MAX = 4096
 
 
 class VersionGone(RuntimeError):
@@ -39,27 +40,33 @@ class OutputFolder:
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self._complete: dict[str, bool] = {}
+        self._root_str = str(self.root)
+        # Link targets already checked: a relative `.versions/<name>` always names the same
+        # folder, and a published folder never changes, so the check holds for good.
+        self._verified: dict[str, Path] = {}
         self._dates: tuple[float, int, list[str]] | None = None
         self._lock = threading.Lock()
 
     def version(self, date: str) -> Path | None:
         """The complete version folder a validated date points at, or None."""
-        link = self.root / date
-        if not link.is_symlink():
+        link = os.path.join(self._root_str, date)
+        try:
+            target = os.readlink(link)
+        except OSError:
             return None  # missing, or a plain folder that was never published atomically
-        path = storage.resolve(link)
+        known = self._verified.get(target)
+        if known is not None:  # one readlink per request once a link target was checked
+            return known
+        path = storage.resolve(Path(link))
         if path is None or path.parent != (self.root / storage.VERSIONS).resolve():
             return None
-        return path if self._is_complete(path) else None
-
-    def _is_complete(self, path: Path) -> bool:
-        known = self._complete.get(path.name)
-        if known is None:
-            known = all((path / name).is_file() for name in storage.OUTPUT_FILES)
-            if known:  # an incomplete folder may still be completed; look again next time
-                self._complete[path.name] = True
-        return known
+        if not all((path / name).is_file() for name in storage.OUTPUT_FILES):
+            return None  # not complete (yet): look again next time
+        with self._lock:
+            if len(self._verified) >= VERIFIED_MAX:
+                self._verified.clear()
+            self._verified[target] = path
+        return path
 
     def dates(self) -> list[str]:
         """Complete published dates, newest first (cached for DATES_TTL_S or until the folder changes)."""

@@ -1,0 +1,265 @@
+"""Benchmark of the result API against nginx serving the identical bytes, on 127.0.0.1 only.
+
+Publishes a synthetic date of --alerts alerts, starts `aml-miner serve-api` (real gunicorn)
+and nginx (static files, gzip_static, sendfile), checks both serve the same bytes, then
+drives both with wrk and prints each figure against the issue's goal:
+
+  full-date requests/s, API / nginx          goal >= 0.8 (gzip and identity, same headers)
+  /metadata/{date} p50 at 16 connections     goal <= 5 ms
+  64 connections for --soak-seconds (mixed)  goal 0 errors
+
+Needs `wrk` and `nginx` (apt-get install -y nginx wrk). Exit status 1 when a goal is missed.
+Run: python -m bench.bench_api [--alerts 100000] [--duration 10] [--soak-seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.api_fixtures import publish_date  # noqa: E402
+
+DATE = "2025-10-26"
+FULL = f"/scores/alerts/{DATE}"
+META = f"/metadata/{DATE}"
+GZIP = {"Accept-Encoding": "gzip"}
+SOAK_PATHS = [FULL, f"/rankings/alerts/{DATE}", f"/scores/clusters/{DATE}", META,
+              "/scores/alerts/latest?offset=500&limit=100", "/rankings/alerts/latest?limit=1000",
+              "/dates", "/health"]
+
+NGINX_CONF = """
+worker_processes {workers};
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+user root;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {tmp}/nginx-access.log;
+    client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi; uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
+    sendfile on; tcp_nopush on; keepalive_timeout 5s;
+    default_type application/json;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        gzip_static on;
+    }}
+}}
+"""
+
+SOAK_LUA = """
+local paths = {{{paths}}}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i % #paths) + 1], {{["Accept-Encoding"] = "gzip"}})
+end
+"""
+
+
+@dataclass
+class WrkResult:
+    """The figures of one wrk run."""
+
+    requests_per_s: float
+    p50_ms: float
+    requests: int
+    socket_errors: int
+    bad_status: int
+
+    @property
+    def errors(self) -> int:
+        return self.socket_errors + self.bad_status
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def fetch(port: int, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def wait_until_up(port: int, path: str, proc: subprocess.Popen, deadline_s: float = 60) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"bench: server on port {port} exited with {proc.returncode}")
+        try:
+            if fetch(port, path)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    sys.exit(f"bench: server on port {port} did not answer {path} within {deadline_s} s")
+
+
+def start_api(output: Path, tmp: Path, workers: int, threads: int) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    env = {**os.environ, "OUTPUT_DIR": str(output), "API_WORKERS": str(workers),
+           "API_THREADS": str(threads), "LOG_LEVEL": "WARNING"}
+    log = open(tmp / "api.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "serve-api", "--host",
+                             "127.0.0.1", "--port", str(port)], cwd=REPO, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    wait_until_up(port, "/health", proc)
+    return proc, port
+
+
+def start_nginx(api_port: int, tmp: Path, workers: int) -> tuple[subprocess.Popen, int]:
+    """nginx serving, at the same URLs, the exact bytes the API sends (plain and .gz)."""
+    root = tmp / "static"
+    for path in (FULL, META):
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(fetch(api_port, path)[2])
+        target.with_name(target.name + ".gz").write_bytes(fetch(api_port, path, GZIP)[2])
+    port = free_port()
+    conf = tmp / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(workers=workers, tmp=tmp, port=port, root=root))
+    proc = subprocess.Popen(["nginx", "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "nginx-error.log")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    wait_until_up(port, FULL, proc)
+    return proc, port
+
+
+def check_same_bytes(api_port: int, nginx_port: int) -> None:
+    for path in (FULL, META):
+        for headers in ({}, GZIP):
+            a, b = fetch(api_port, path, headers), fetch(nginx_port, path, headers)
+            if a[2] != b[2] or a[1].get("Content-Encoding") != b[1].get("Content-Encoding"):
+                sys.exit(f"bench: API and nginx differ on {path} {headers}")
+
+
+def wrk(port: int, path: str, connections: int, seconds: float, headers: dict | None = None,
+        script: Path | None = None) -> WrkResult:
+    argv = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds:g}s", "--latency",
+            "--timeout", "10s"]
+    for name, value in (headers or {}).items():
+        argv += ["-H", f"{name}: {value}"]
+    if script:
+        argv += ["-s", str(script)]
+    out = subprocess.run([*argv, f"http://127.0.0.1:{port}{path}"], capture_output=True,
+                         text=True, check=True).stdout
+    return parse_wrk(out)
+
+
+def parse_wrk(out: str) -> WrkResult:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", out)
+    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[p50.group(2)]
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return WrkResult(rps, float(p50.group(1)) * scale, total,
+                     sum(int(g) for g in sock.groups()) if sock else 0, int(bad.group(1)) if bad else 0)
+
+
+def interleaved(args, api_port: int, nginx_port: int, path: str, headers: dict):
+    """Median ratio over rounds of API-then-nginx runs (this machine's speed drifts over seconds)."""
+    ratios, api_rps, nginx_rps = [], [], []
+    for _ in range(args.rounds):
+        a = wrk(api_port, path, args.connections, args.duration, headers)
+        n = wrk(nginx_port, path, args.connections, args.duration, headers)
+        if a.errors or n.errors:
+            sys.exit(f"bench: errors during the {path} run (API {a.errors}, nginx {n.errors})")
+        ratios.append(a.requests_per_s / n.requests_per_s)
+        api_rps.append(a.requests_per_s)
+        nginx_rps.append(n.requests_per_s)
+    return statistics.median(ratios), statistics.median(api_rps), statistics.median(nginx_rps)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def run(args) -> int:
+    for tool in ("wrk", "nginx"):
+        if shutil.which(tool) is None:
+            sys.exit(f"bench: {tool} is not installed (apt-get install -y nginx wrk)")
+    tmp = Path(tempfile.mkdtemp(prefix="aml-bench-api-"))
+    started = time.perf_counter()
+    publish_date(tmp / "output", DATE, alerts=args.alerts, clusters=args.alerts // 10, seed=1)
+    print(f"published {args.alerts} alerts in {time.perf_counter() - started:.1f} s")
+    api, api_port = start_api(tmp / "output", tmp, args.workers, args.threads)
+    nginx = None
+    try:
+        for _ in range(4 * args.workers):  # every worker renders the date before timing starts
+            fetch(api_port, FULL, GZIP)
+        nginx, nginx_port = start_nginx(api_port, tmp, args.workers)
+        check_same_bytes(api_port, nginx_port)
+        return measure(args, tmp, api_port, nginx_port)
+    finally:
+        for proc in (api, nginx):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM if proc is api else signal.SIGQUIT)
+                proc.wait(timeout=30)
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def measure(args, tmp: Path, api_port: int, nginx_port: int) -> int:
+    size = len(fetch(api_port, FULL)[2])
+    size_gz = len(fetch(api_port, FULL, GZIP)[2])
+    print(f"full date: {size / 1e6:.1f} MB JSON, {size_gz / 1e6:.1f} MB gzip; "
+          f"{args.workers} gunicorn workers x {args.threads} threads vs {args.workers} nginx workers")
+    ok = True
+    for label, headers in (("gzip", GZIP), ("identity", {})):
+        ratio, a, n = interleaved(args, api_port, nginx_port, FULL, headers)
+        ok &= ratio >= 0.8
+        print(f"full date ({label}), {args.connections} conns, median of {args.rounds} interleaved rounds: "
+              f"API {a:.1f} req/s, nginx {n:.1f} req/s -> ratio {ratio:.2f} (goal >= 0.80) "
+              f"{verdict(ratio >= 0.8)}")
+    a = wrk(api_port, META, 16, args.duration, GZIP)
+    n = wrk(nginx_port, META, 16, args.duration, GZIP)
+    ok &= a.p50_ms <= 5.0
+    print(f"/metadata p50, 16 conns: API {a.p50_ms:.2f} ms ({a.requests_per_s:.0f} req/s), "
+          f"nginx {n.p50_ms:.2f} ms -> {a.p50_ms / 5.0:.2f} of the 5 ms limit {verdict(a.p50_ms <= 5.0)}")
+    script = tmp / "soak.lua"
+    script.write_text(SOAK_LUA.format(paths=", ".join(f'"{p}"' for p in SOAK_PATHS)))
+    s = wrk(api_port, "/", 64, args.soak_seconds, script=script)
+    ok &= s.errors == 0 and s.requests > 0
+    print(f"soak, 64 conns, {args.soak_seconds:g} s, {len(SOAK_PATHS)} endpoints: {s.requests} requests, "
+          f"{s.socket_errors} socket errors, {s.bad_status} non-2xx/3xx -> {verdict(s.errors == 0)}")
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--alerts", type=int, default=100_000)
+    parser.add_argument("--duration", type=float, default=5, help="seconds per throughput run")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved API/nginx rounds")
+    parser.add_argument("--soak-seconds", type=float, default=30, help="the 64-connection run")
+    parser.add_argument("--connections", type=int, default=8, help="for the full-date runs")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
