@@ -80,7 +80,8 @@ class DateResults:
 
     def _render_list(self, kind: ListKind) -> Body:
         started = time.perf_counter()
-        table = store.read_columns(self.version, kind.file, [*kind.columns, "model_version"])
+        table = store.read_columns(self.version, kind.file, list(kind.columns),
+                                   optional=("model_version",))
         if kind.sort_by:
             table = table.take(pc.sort_indices(table, [(kind.sort_by, "ascending")]))
         meta = self._meta_dict()
@@ -106,10 +107,11 @@ class DateResults:
 
 
 def _model_version(kind: ListKind, table: pa.Table, meta: dict) -> str | None:
-    """The file's model_version (all rows share it); metadata's when the file has no rows."""
-    versions = table.column("model_version").drop_null()
-    if len(versions):
-        return str(versions[0].as_py())
+    """The file's model_version (all rows share it); metadata's when the file has none."""
+    if "model_version" in table.column_names:
+        versions = table.column("model_version").drop_null()
+        if len(versions):
+            return str(versions[0].as_py())
     return (meta.get("model_versions") or {}).get(kind.model_key)
 
 

@@ -103,15 +103,16 @@ def read_metadata(version: Path) -> tuple[dict, bytes]:
     return meta, raw
 
 
-def read_columns(version: Path, file_name: str, columns: list[str]) -> pa.Table:
-    """Only the named columns of one output parquet file."""
+def read_columns(version: Path, file_name: str, columns: list[str],
+                 optional: tuple[str, ...] = ()) -> pa.Table:
+    """Only the named columns of one output parquet file (optional ones when present)."""
     path = version / file_name
     try:
         schema = pq.read_schema(path)
         missing = [c for c in columns if c not in schema.names]
         if missing:
             raise ResultFileError(f"{_name(version, file_name)} has no column {missing[0]!r}")
-        return pq.read_table(path, columns=columns)
+        return pq.read_table(path, columns=[*columns, *(c for c in optional if c in schema.names)])
     except FileNotFoundError as exc:
         raise VersionGone(str(path)) from exc
     except (pa.ArrowException, OSError) as exc:

@@ -20,7 +20,11 @@ def warm_latest(results: Results, done: str | None) -> str | None:
     version = results.folder.version(date) if date else None
     if version is None or version.name == done:
         return done
-    results.warm(date)
+    try:
+        results.warm(date)
+    except ResultFileError as exc:  # a published folder never changes: retrying cannot help
+        log.warning("cannot warm %s: %s", date, exc)
+        return version.name
     log.info("warmed %s (%s)", date, version.name)
     return version.name
 
@@ -34,7 +38,7 @@ def start_warmer(app: Flask, interval_s: float) -> threading.Thread:
         while True:
             try:
                 done = warm_latest(results, done)
-            except (DateNotFound, DateChanging, ResultFileError, OSError) as exc:
+            except (DateNotFound, DateChanging, OSError) as exc:
                 log.warning("warming the newest date failed (will retry): %s", exc)
             except Exception:  # the thread's boundary: a bug must not end warming for good
                 log.exception("warming the newest date failed (will retry)")

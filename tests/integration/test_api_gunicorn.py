@@ -163,6 +163,10 @@ def test_sigterm_reaches_gunicorn_and_it_exits_cleanly(tmp_path):
     publish_date(tmp_path / "output", DATE)
     srv = Server(tmp_path / "output", tmp_path / "log.txt")
     assert _request(srv.port, f"/metadata/{DATE}")[0] == 200
+    deadline = time.monotonic() + 30
+    while (tmp_path / "log.txt").read_text().count(f"warmed {DATE}") < 2:  # one per worker
+        assert time.monotonic() < deadline, "post_worker_init did not warm the newest date"
+        time.sleep(0.1)
     assert srv.stop() == 0
     log = (tmp_path / "log.txt").read_text()
     assert "Starting gunicorn" in log and "gthread" in log

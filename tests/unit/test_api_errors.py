@@ -203,3 +203,11 @@ def _replace(path, data: bytes) -> None:
 def test_rendering_refuses_a_column_type_it_cannot_express():
     with pytest.raises(TypeError, match="cannot render"):
         render.json_values(pa.array([[1, 2]]))
+
+
+def test_a_file_without_model_version_falls_back_to_metadata(settings):
+    version = publish_date(settings.OUTPUT_DIR, DATE)
+    path = version / storage.ALERTS_RANKED
+    pq.write_table(pq.read_table(path).drop(["model_version"]), path)
+    body = json.loads(create_app(settings).test_client().get(f"/rankings/alerts/{DATE}").data)
+    assert body["model_version"] == "alert_ranker_v1.0.0"
