@@ -9,7 +9,7 @@ drives both with wrk and prints each figure against the issue's goal:
   64 connections for --soak-seconds (mixed)  goal 0 errors
 
 Needs `wrk` and `nginx` (apt-get install -y nginx wrk). Exit status 1 when a goal is missed.
-Run: python -m bench.bench_api [--alerts 100000] [--duration 10] [--soak-seconds 30]
+Run: python bench/bench_api.py [--alerts 100000] [--duration 5] [--rounds 5] [--soak-seconds 30]
 """
 
 from __future__ import annotations
