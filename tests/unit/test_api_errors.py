@@ -64,7 +64,8 @@ def _error(response, code):
 BAD_DATES = ["..%2F..%2Fetc", "..%2F..%2F..%2Fetc%2Fpasswd", "../../etc/passwd", "/etc/passwd",
              "%2Fetc%2Fpasswd", "2025-13-45", "2025-02-30", "2025-1-1", "20251026", "LATEST",
              "2025-10-26%00", "2025-10-26/", "2025-10-26%2F..%2F2025-10-25", ".versions",
-             "%E2%80%8B2025-10-26", "2025-10-26 ", "%20latest", "x" * 300]
+             "%E2%80%8B2025-10-26", "2025-10-26 ", "%20latest", "x" * 300, "2025-10-26%0A",
+             "%D9%A2%D9%A0%D9%A2%D9%A5-%D9%A1%D9%A0-%D9%A2%D9%A6"]  # Arabic-Indic digits
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
