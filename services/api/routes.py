@@ -17,7 +17,7 @@ bp = Blueprint("results", __name__)
 class AnyTextConverter(BaseConverter):
     """Captures the rest of the path, slashes included, so the view can refuse it with 400."""
 
-    regex = ".*"
+    regex = r"[\s\S]*"  # newlines too: any text must reach the 400, not a routing 404
     part_isolating = False
 
 
