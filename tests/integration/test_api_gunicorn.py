@@ -152,11 +152,18 @@ def test_republishing_under_real_load_never_serves_a_mix(server):
         t.start()
     for k in range(1, 13):
         publish_date(server.root, "2025-10-20", alerts=10 + k, marker=k / 1000, tag=f"1.0.{k}")
-        time.sleep(0.02)
+        _wait_until_seen(seen, k)
     done.set()
     for t in threads:
         t.join(timeout=60)
-    assert failures == [] and len(seen) > 2
+    assert failures == [] and len(seen) >= 6
+
+
+def _wait_until_seen(seen: set, k: int, deadline_s: float = 10) -> None:
+    """Let the readers catch up with version k (a loaded machine may be slow), then go on."""
+    deadline = time.monotonic() + deadline_s
+    while k not in seen and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 def test_sigterm_reaches_gunicorn_and_it_exits_cleanly(tmp_path):
