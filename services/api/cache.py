@@ -88,7 +88,7 @@ class DateResults:
         body = render.list_body(kind, table, self._head(kind, table, meta),
                                 self._envelope_metadata(meta), self.identity)
         log.info("%s: rendered %s, %d rows, %d bytes (%d gzip) in %.3f s", self.identity, kind.name,
-                 table.num_rows, len(body.data), len(body.gzip), time.perf_counter() - started)
+                 table.num_rows, body.size, body.gzip_size, time.perf_counter() - started)
         return body
 
     def _head(self, kind: ListKind, table: pa.Table, meta: dict) -> dict:

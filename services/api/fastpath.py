@@ -45,7 +45,7 @@ class CachedResponses:
             return self.flask_wsgi(environ, start_response)
         status, headers, payload = hit
         start_response(_STATUS[status], headers)
-        return [] if environ["REQUEST_METHOD"] == "HEAD" else [payload]
+        return () if environ["REQUEST_METHOD"] == "HEAD" else payload
 
     def _negotiate(self, environ) -> responses.Negotiated | None:
         if environ["REQUEST_METHOD"] not in ("GET", "HEAD") or environ.get("QUERY_STRING"):

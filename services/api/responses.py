@@ -22,7 +22,8 @@ REVALIDATE = "public, no-cache"
 NO_STORE = "no-store"
 JSON = "application/json"
 
-Negotiated = tuple[int, list[tuple[str, str]], bytes]
+# (status, headers, body pieces): a WSGI layer can return the pieces as they are.
+Negotiated = tuple[int, list[tuple[str, str]], tuple[bytes, ...]]
 
 
 @lru_cache(maxsize=256)
@@ -34,10 +35,10 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
 def negotiate(body: Body, cache_control: str, accept_encoding: str | None,
               if_none_match: str | None) -> Negotiated:
     """The body, or its gzip form when accepted, or 304 when the client already has it."""
-    use_gzip = body.gzip is not None and accepts_gzip(accept_encoding)
-    etag = body.gzip_etag if use_gzip else body.etag
-    return _negotiated(body.gzip if use_gzip else body.data, etag, cache_control, if_none_match,
-                       gzipped=use_gzip)
+    if body.gzip_chunks is not None and accepts_gzip(accept_encoding):
+        return _negotiated(body.gzip_chunks, body.gzip_etag, cache_control, if_none_match,
+                           gzipped=True)
+    return _negotiated(body.chunks, body.etag, cache_control, if_none_match)
 
 
 def negotiate_page(body: Body, wanted: Page, cache_control: str, accept_encoding: str | None,
@@ -48,14 +49,14 @@ def negotiate_page(body: Body, wanted: Page, cache_control: str, accept_encoding
     etag = etag_for(body.etag, wanted.offset, wanted.limit)
     if _matches(if_none_match, etag):
         return _not_modified(etag, cache_control)
-    return _negotiated(page(body, wanted.offset, wanted.limit), etag, cache_control, None)
+    return _negotiated((page(body, wanted.offset, wanted.limit),), etag, cache_control, None)
 
 
-def _negotiated(payload: bytes, etag: str, cache_control: str, if_none_match: str | None,
-                gzipped: bool = False) -> Negotiated:
+def _negotiated(payload: tuple[bytes, ...], etag: str, cache_control: str,
+                if_none_match: str | None, gzipped: bool = False) -> Negotiated:
     if _matches(if_none_match, etag):
         return _not_modified(etag, cache_control)
-    headers = [("Content-Type", JSON), ("Content-Length", str(len(payload)))]
+    headers = [("Content-Type", JSON), ("Content-Length", str(sum(len(p) for p in payload)))]
     if gzipped:
         headers.append(("Content-Encoding", "gzip"))
     return 200, headers + _validators(etag, cache_control), payload
@@ -66,7 +67,7 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 
 
 def _not_modified(etag: str, cache_control: str) -> Negotiated:
-    return 304, _validators(etag, cache_control), b""  # a 304 has no body to describe
+    return 304, _validators(etag, cache_control), ()  # a 304 has no body to describe
 
 
 def _validators(etag: str, cache_control: str) -> list[tuple[str, str]]:
@@ -91,7 +92,7 @@ def send_json(data: bytes, status: int = 200) -> Response:
 def to_flask(negotiated: Negotiated) -> Response:
     """A negotiated answer as a Flask response, headers exactly as negotiated."""
     status, headers, payload = negotiated
-    response = Response(payload, status=status)
+    response = Response(list(payload), status=status)
     response.headers.clear()
     response.headers.extend(headers)
     return response

@@ -86,3 +86,21 @@ def test_gzip_and_etags_are_deterministic():
     a, b = _body(_table(["a"], [0.5])), _body(_table(["a"], [0.5]))
     assert a.gzip == b.gzip and a.etag == b.etag and a.gzip_etag == b.gzip_etag
     assert a.etag != render.list_body(KIND, _table(["a"], [0.5]), {"h": 1}, {"t": "x"}, "other").etag
+
+
+def test_large_bodies_are_chunked_and_pages_cross_chunk_borders():
+    rng = np.random.default_rng(5)
+    n = 40000
+    body = _body(_table([f"alert-{i:08d}" for i in range(n)], rng.random(n)))
+    data = body.data
+    assert len(body.chunks) >= 3 and body.size == len(data)
+    assert all(len(c) == render.CHUNK for c in body.chunks[:-1])
+    assert render.split(body.gzip) == body.gzip_chunks and body.gzip_size == len(body.gzip)
+    for a, b in [*rng.integers(0, len(data), (30, 2)), (0, len(data)), (render.CHUNK - 1, render.CHUNK + 1)]:
+        a, b = sorted((int(a), int(b)))
+        assert body.read(a, b) == data[a:b]
+    full = json.loads(data)
+    straddling = int(np.searchsorted(body.row_bounds, render.CHUNK)) - 1  # the row across the border
+    for offset in (straddling - 2, straddling, straddling + 1):
+        page = json.loads(render.page(body, offset, 4))
+        assert page["rows"] == full["rows"][offset:offset + 4]
