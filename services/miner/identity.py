@@ -1,0 +1,32 @@
+"""The miner's own identity: its wallet and the hotkey validators address requests to."""
+
+from __future__ import annotations
+
+import bittensor as bt
+from bittensor.keyfiles import KeyfileError
+
+from shared.settings import Settings
+
+from .errors import MinerConfigError
+
+WALLET_VARIABLES = "BT_WALLET_NAME, BT_WALLET_HOTKEY, BT_WALLET_PATH"
+
+
+def load_wallet(settings: Settings) -> bt.Wallet:
+    """The wallet named by the settings, with its hotkey loaded (fails with the variable names)."""
+    wallet = bt.Wallet(name=settings.BT_WALLET_NAME, hotkey=settings.BT_WALLET_HOTKEY,
+                       path=settings.BT_WALLET_PATH)
+    try:
+        wallet.hotkey  # noqa: B018 - reads the keyfile now so a bad wallet fails at start
+    except (OSError, KeyfileError, ValueError) as exc:
+        raise MinerConfigError(
+            f"cannot load the miner's hotkey from wallet {settings.BT_WALLET_NAME!r} "
+            f"hotkey {settings.BT_WALLET_HOTKEY!r} under {settings.BT_WALLET_PATH!r}: {exc}. "
+            f"Check {WALLET_VARIABLES} (create one with `btcli wallet new-hotkey`)."
+        ) from exc
+    return wallet
+
+
+def miner_hotkey(settings: Settings) -> str:
+    """The ss58 address of the miner's hotkey (the receiver every request must be signed for)."""
+    return load_wallet(settings).hotkey.ss58_address

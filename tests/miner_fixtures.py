@@ -1,0 +1,213 @@
+"""Helpers for the miner tests: real keys and signatures, a stub chain, a loopback upstream."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Optional
+
+import pytest
+import redis
+from bittensor import http_auth
+from bittensor_wallet import Keypair, Wallet
+
+from services.miner.metagraph import Snapshot
+from shared.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+REDIS_URL = "redis://127.0.0.1:6379/11"  # the miner's test database; only this one is flushed
+SAMPLE_DATE = "2025-01-15"
+
+
+def new_keypair() -> Keypair:
+    """A fresh sr25519 hotkey, as a validator would have."""
+    return Keypair.create_from_mnemonic(Keypair.generate_mnemonic())
+
+
+def make_wallet(root: Path, name: str = "miner", hotkey: str = "default") -> Wallet:
+    """A wallet with an unencrypted hotkey on disk under `root` (what btcli creates)."""
+    wallet = Wallet(name=name, hotkey=hotkey, path=str(root))
+    wallet.create_new_hotkey(use_password=False, overwrite=True, suppress=True)
+    return wallet
+
+
+def sign(keypair: Keypair, target: str, receiver: Optional[str], *, method: str = "GET",
+         body: bytes = b"", nonce_ns: Optional[int] = None) -> dict[str, str]:
+    """The btauth/1 headers exactly as a validator makes them."""
+    return http_auth.sign(keypair, method=method, path=target, body=body, receiver_ss58=receiver,
+                          nonce_ns=nonce_ns)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class StubSource:
+    """Stands in for the chain (the only mocked part): returns a snapshot or raises."""
+
+    def __init__(self, snapshot: Optional[Snapshot] = None):
+        self.snapshot = snapshot
+        self.error: Optional[BaseException] = None
+        self.calls = 0
+
+    def fetch(self) -> Snapshot:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        if self.snapshot is None:
+            raise ConnectionError("stub chain: no snapshot configured")
+        return self.snapshot
+
+
+def snapshot_of(*neurons: tuple[str, bool, float], block: int = 100) -> Snapshot:
+    """A snapshot from (hotkey, permit, stake) rows, uid = position."""
+    return Snapshot(hotkeys=tuple(n[0] for n in neurons), permits=tuple(n[1] for n in neurons),
+                    stakes=tuple(n[2] for n in neurons), block=block)
+
+
+# --- a minimal upstream API: fixed JSON, ETag, precompressed gzip, /health ---------------------
+
+def _documents() -> dict[str, bytes]:
+    alerts = [{"alert_id": f"a{i}", "score": round(i / 997, 6)} for i in range(2000)]
+    docs = {
+        "/dates": [SAMPLE_DATE],
+        f"/scores/alerts/{SAMPLE_DATE}": alerts,
+        f"/rankings/alerts/{SAMPLE_DATE}": [dict(a, rank=i + 1) for i, a in enumerate(alerts)],
+        f"/scores/clusters/{SAMPLE_DATE}": [{"cluster_id": "c1", "score": 0.5}],
+        f"/metadata/{SAMPLE_DATE}": {"processing_date": SAMPLE_DATE, "alerts": len(alerts)},
+    }
+    return {path: json.dumps(doc, separators=(",", ":")).encode() for path, doc in docs.items()}
+
+
+@dataclass
+class StubUpstream:
+    """A loopback HTTP server standing in for the internal API until it lands on main."""
+
+    docs: dict[str, bytes] = field(default_factory=_documents)
+    seen: list = field(default_factory=list)
+    server: Optional[ThreadingHTTPServer] = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def etag(self, path: str) -> str:
+        return '"' + hashlib.sha256(self.docs[path]).hexdigest()[:16] + '"'
+
+    def gzipped(self, path: str) -> bytes:
+        return gzip.compress(self.docs[path], mtime=0)
+
+    def start(self) -> "StubUpstream":
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _handler_for(upstream: StubUpstream):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):  # keep test output quiet
+            pass
+
+        def do_GET(self):
+            upstream.seen.append((self.path, dict(self.headers)))
+            if self.path == "/health":
+                return self._send(200, b'{"status":"ok"}', {})
+            if self.path not in upstream.docs:
+                return self._send(404, b'{"code":404,"name":"Not Found","description":"x"}', {})
+            etag = upstream.etag(self.path)
+            headers = {"ETag": etag, "Cache-Control": "public, max-age=60"}
+            if self.headers.get("If-None-Match") == etag:
+                return self._send(304, b"", headers, content_type=None)
+            if "gzip" in (self.headers.get("Accept-Encoding") or ""):
+                headers.update({"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+                return self._send(200, upstream.gzipped(self.path), headers)
+            return self._send(200, upstream.docs[self.path], headers)
+
+        def _send(self, status, body, headers, content_type="application/json"):
+            self.send_response(status)
+            if content_type:
+                self.send_header("Content-Type", content_type)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            if status != 304:
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    return Handler
+
+
+# --- settings, Redis, processes -------------------------------------------------------------
+
+def miner_settings(wallet_root: Path, api_url: str, **changes) -> Settings:
+    """Settings for a miner with no chain unless the test says otherwise."""
+    base = Settings.from_env({}).replace(
+        REDIS_URL=REDIS_URL, API_URL=api_url, BT_WALLET_NAME="miner", BT_WALLET_HOTKEY="default",
+        BT_WALLET_PATH=str(wallet_root), SUBTENSOR_NETWORK="", NETUID=7,
+        MINER_METAGRAPH_REFRESH_SECONDS=3600, MINER_UPSTREAM_TIMEOUT=3.0)
+    return base.replace(**changes)
+
+
+@pytest.fixture
+def redis11():
+    """The miner's Redis test database, flushed before and after."""
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+@pytest.fixture
+def upstream():
+    stub = StubUpstream().start()
+    yield stub
+    stub.stop()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as environment variables, for a subprocess."""
+    env = {}
+    for name, value in vars(settings).items():
+        env[name] = ",".join(value) if isinstance(value, tuple) else str(value)
+        if isinstance(value, bool):
+            env[name] = "true" if value else "false"
+    return env
+
+
+def wait_for(predicate, timeout: float, what: str):
+    """Poll until `predicate()` is truthy; fail with `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def start_miner_process(settings: Settings, port: int, extra_env: Optional[dict] = None):
+    """`python -m services.cli serve-miner` as a subprocess (real gunicorn)."""
+    import os
+
+    env = dict(os.environ, **settings_env(settings), **(extra_env or {}))
+    return subprocess.Popen([sys.executable, "-m", "services.cli", "serve-miner",
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
