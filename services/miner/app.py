@@ -14,7 +14,8 @@ from werkzeug.exceptions import HTTPException
 from shared.settings import Settings
 
 from .auth import RedisNonceStore, authenticate
-from .chain import ChainMetagraphSource, chain_enabled, check_authorisable
+from . import config
+from .chain import ChainMetagraphSource, chain_enabled
 from .errors import Refused, render_http_error
 from .health import build_report
 from .identity import miner_hotkey
@@ -73,9 +74,10 @@ def create_app(settings: Optional[Settings] = None, metagraph_source: Optional[M
 def build_state(settings: Settings, source: Optional[MetagraphSource],
                 client: Optional[redis.Redis]) -> MinerState:
     """Load our hotkey, connect Redis and the API, and start the metagraph refresher."""
-    check_authorisable(settings)
+    config.check(settings)
     hotkey = miner_hotkey(settings)
-    client = client if client is not None else redis.Redis.from_url(settings.REDIS_URL)
+    client = client if client is not None else redis.Redis.from_url(
+        settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
     refresher = _start_refresher(settings, source)
     policy = Policy(allow_list=frozenset(settings.MINER_VALIDATOR_HOTKEYS), netuid=settings.NETUID,
                     chain_enabled=refresher is not None,

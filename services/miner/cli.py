@@ -35,6 +35,7 @@ def serve_miner(args: argparse.Namespace, settings) -> int:
     import os
     import sys
 
+    from . import config
     from .chain import prepare_start
     from .errors import MinerConfigError
     from .identity import load_wallet
@@ -42,6 +43,7 @@ def serve_miner(args: argparse.Namespace, settings) -> int:
     changes = overrides(args)
     settings = settings.replace(**changes)
     try:
+        config.check(settings)
         wallet = load_wallet(settings)
         mode = prepare_start(settings, wallet)
     except MinerConfigError as exc:
