@@ -212,11 +212,53 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def start_miner_process(settings: Settings, port: int, extra_env: Optional[dict] = None):
-    """`python -m services.cli serve-miner` as a subprocess (real gunicorn)."""
+def start_miner_process(settings: Settings, port: int, log_path: Path,
+                        extra_env: Optional[dict] = None) -> subprocess.Popen:
+    """`python -m services.cli serve-miner` as a subprocess (real gunicorn), output to a file."""
     import os
 
     env = dict(os.environ, **settings_env(settings), **(extra_env or {}))
-    return subprocess.Popen([sys.executable, "-m", "services.cli", "serve-miner",
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    with open(log_path, "wb") as log_file:  # a file, not a pipe: a full pipe would block gunicorn
+        return subprocess.Popen([sys.executable, "-m", "services.cli", "serve-miner",
+                                 "--host", "127.0.0.1", "--port", str(port)],
+                                cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+
+
+def get_json(port: int, path: str, headers: Optional[dict] = None, timeout: float = 5.0):
+    """(status, headers, parsed JSON or raw bytes) of one GET on a fresh connection."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    try:
+        return response.status, dict(response.headers), json.loads(body)
+    except ValueError:
+        return response.status, dict(response.headers), body
+
+
+def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> dict:
+    """Poll /health until it answers; fail early if the process died."""
+    def ready():
+        if proc.poll() is not None:
+            raise AssertionError(f"miner exited with {proc.returncode} before answering /health")
+        try:
+            return get_json(port, "/health", timeout=1.0)[2]
+        except OSError:
+            return None
+    return wait_for(ready, timeout, f"the miner on port {port} to answer /health")
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM (gunicorn shuts down gracefully), then kill if it lingers."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
