@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import quote
@@ -130,7 +131,11 @@ def serve_result(**_params):
                  decision.reason)
         raise Refused(decision.status, decision.reason, decision.description)
     state.limiter.enforce(caller.hotkey_ss58)
-    return state.upstream.forward(request.method, upstream_target(), request.headers)
+    started = time.perf_counter()
+    response = state.upstream.forward(request.method, upstream_target(), request.headers)
+    log.info("proxied %s %s for %s: %d in %.1f ms", request.method, request.path,
+             caller.hotkey_ss58, response.status_code, (time.perf_counter() - started) * 1000)
+    return response
 
 
 def health():

@@ -91,7 +91,7 @@ def prepare_start(settings: Settings, wallet,
         snapshot = chain.fetch()
     except ChainUnavailable as exc:
         return _chain_down(settings, exc)
-    _publish_if_wanted(settings, wallet.hotkey.ss58_address, chain, snapshot)
+    _publish_if_wanted(settings, bt.public_view(wallet, "hotkey").ss58_address, chain, snapshot)
     return "chain"
 
 

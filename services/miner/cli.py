@@ -38,7 +38,7 @@ def serve_miner(args: argparse.Namespace, settings) -> int:
     from . import config
     from .chain import prepare_start
     from .errors import MinerConfigError
-    from .identity import load_wallet
+    from .identity import hotkey_address, load_wallet
 
     changes = overrides(args)
     settings = settings.replace(**changes)
@@ -49,7 +49,7 @@ def serve_miner(args: argparse.Namespace, settings) -> int:
     except MinerConfigError as exc:
         print(f"aml-miner serve-miner: refusing to start: {exc}", file=sys.stderr)
         return 2
-    print(f"aml-miner serve-miner: hotkey {wallet.hotkey.ss58_address}, authorising by {mode}, "
+    print(f"aml-miner serve-miner: hotkey {hotkey_address(wallet, settings)}, authorising by {mode}, "
           f"listening on {settings.MINER_HOST}:{settings.MINER_PORT}", flush=True)
     env = dict(os.environ, **{name: str(value) for name, value in changes.items()})
     os.execve(sys.executable, gunicorn_argv(sys.executable), env)

@@ -32,7 +32,9 @@ class StubChain:
 
 @pytest.fixture
 def wallet(tmp_path):
-    return make_wallet(tmp_path)
+    """The miner's wallet as the miner loads it (bittensor's own Wallet over btcli-style files)."""
+    make_wallet(tmp_path)
+    return bt.Wallet(name="miner", hotkey="default", path=str(tmp_path))
 
 
 def chain_settings(**changes):

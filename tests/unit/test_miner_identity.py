@@ -35,3 +35,10 @@ def test_a_corrupt_hotkey_file_is_a_configuration_error(tmp_path):
     settings = Settings.from_env({}).replace(BT_WALLET_NAME="op", BT_WALLET_PATH=str(tmp_path))
     with pytest.raises(MinerConfigError, match="BT_WALLET_NAME"):
         miner_hotkey(settings)
+
+
+def test_only_the_public_hotkey_file_is_needed_to_verify(tmp_path):
+    wallet = make_wallet(tmp_path, name="op")
+    (tmp_path / "op" / "hotkeys" / "default").unlink()  # keep only defaultpub.txt
+    settings = Settings.from_env({}).replace(BT_WALLET_NAME="op", BT_WALLET_PATH=str(tmp_path))
+    assert miner_hotkey(settings) == wallet.hotkey.ss58_address
