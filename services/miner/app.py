@@ -14,8 +14,8 @@ from werkzeug.exceptions import HTTPException
 
 from shared.settings import Settings
 
-from .auth import RedisNonceStore, authenticate
 from . import config
+from .auth import RedisNonceStore, authenticate
 from .chain import ChainMetagraphSource, chain_enabled
 from .errors import Refused, render_http_error
 from .health import build_report
@@ -57,7 +57,8 @@ class MinerState:
             self.refresher.stop()
 
 
-def create_app(settings: Optional[Settings] = None, metagraph_source: Optional[MetagraphSource] = None,
+def create_app(settings: Optional[Settings] = None,
+               metagraph_source: Optional[MetagraphSource] = None,
                redis_client: Optional[redis.Redis] = None) -> Flask:
     """Build the app; with a chain configured a background thread keeps the metagraph fresh."""
     settings = settings or Settings.from_env()

@@ -49,8 +49,8 @@ def serve_miner(args: argparse.Namespace, settings) -> int:
     except MinerConfigError as exc:
         print(f"aml-miner serve-miner: refusing to start: {exc}", file=sys.stderr)
         return 2
-    print(f"aml-miner serve-miner: hotkey {hotkey_address(wallet, settings)}, authorising by {mode}, "
-          f"listening on {settings.MINER_HOST}:{settings.MINER_PORT}", flush=True)
+    print(f"aml-miner serve-miner: hotkey {hotkey_address(wallet, settings)}, authorising by "
+          f"{mode}, listening on {settings.MINER_HOST}:{settings.MINER_PORT}", flush=True)
     env = dict(os.environ, **{name: str(value) for name, value in changes.items()})
     os.execve(sys.executable, gunicorn_argv(sys.executable), env)
     return 0  # not reached: exec replaces this process

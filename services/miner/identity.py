@@ -13,7 +13,7 @@ WALLET_VARIABLES = "BT_WALLET_NAME, BT_WALLET_HOTKEY, BT_WALLET_PATH"
 
 
 def load_wallet(settings: Settings) -> bt.Wallet:
-    """The wallet named by the settings, its hotkey address checked (fails with the variable names)."""
+    """The wallet named by the settings, its hotkey checked (failing with the variable names)."""
     wallet = bt.Wallet(name=settings.BT_WALLET_NAME, hotkey=settings.BT_WALLET_HOTKEY,
                        path=settings.BT_WALLET_PATH)
     hotkey_address(wallet, settings)

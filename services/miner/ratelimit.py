@@ -57,8 +57,8 @@ class RateLimiter:
             verdict = self.hit(hotkey)
         except redis.RedisError as exc:
             log.error("rate limit: Redis unavailable: %s", exc)
-            raise Refused(503, "rate_limit_unavailable", "cannot count requests right now; "
-                                                         "retry later") from None
+            raise Refused(503, "rate_limit_unavailable",
+                          "cannot count requests right now; retry later") from None
         if not verdict.allowed:
             raise Refused(429, "rate_limited",
                           f"more than {self.limit} requests in {self.window}s from this hotkey",

@@ -34,7 +34,7 @@ def _refuse(reason: str, description: str, status: int = 403) -> Decision:
 
 
 class Authoriser:
-    """Decides per hotkey from the allow-list and the refresher's latest snapshot (never the chain)."""
+    """Decides per hotkey from the allow-list and the latest snapshot (never the chain itself)."""
 
     def __init__(self, policy: Policy, snapshot: Callable[[], Optional[Snapshot]]):
         self.policy = policy
