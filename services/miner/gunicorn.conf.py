@@ -1,5 +1,7 @@
 """Gunicorn settings for the miner, taken from the one settings object (env vars)."""
 
+import os
+
 from shared.logs import configure
 from shared.settings import Settings
 
@@ -19,6 +21,9 @@ timeout = 60
 graceful_timeout = 20
 keepalive = 5
 accesslog = "-"
+errorlog = "-"
 loglevel = _settings.LOG_LEVEL.lower()
 # Several gunicorns (api, miner, tests) on one host must not fight over one control socket.
 control_socket_disable = True
+# Worker heartbeat files on tmpfs: a slow overlay disk must not get healthy workers killed.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
