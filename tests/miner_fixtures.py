@@ -1,4 +1,8 @@
-"""Helpers for the miner tests: real keys and signatures, a stub chain, a loopback upstream."""
+"""Helpers for the miner tests: real keys and signatures, a stub chain, the real result API.
+
+The upstream is the real API (`serve-api`, gunicorn) on a date published with the API's own
+test helper. `StubUpstream` remains only where a test must see what the API *received*.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from shared.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 REDIS_URL = "redis://127.0.0.1:6379/11"  # the miner's test database; only this one is flushed
-SAMPLE_DATE = "2025-01-15"
+SAMPLE_DATE = "2025-10-26"
 
 
 def new_keypair() -> Keypair:
@@ -164,6 +168,52 @@ def _handler_for(upstream: StubUpstream):
     return Handler
 
 
+# --- the real result API ----------------------------------------------------------------------
+
+class ApiServer:
+    """`python -m services.cli serve-api` on a published sample date, output in a file."""
+
+    def __init__(self, root: Path, alerts: int = 300, clusters: int = 20):
+        from tests.api_fixtures import publish_date  # the API's own publishing helper
+
+        output = root / "output"
+        publish_date(output, "2025-10-25", alerts=10, clusters=2, seed=1)
+        publish_date(output, SAMPLE_DATE, alerts=alerts, clusters=clusters, seed=2)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(__import__("os").environ, OUTPUT_DIR=str(output), NETWORK="bitcoin",
+                   API_WORKERS="1", API_THREADS="4")
+        with open(root / "api.log", "wb") as log_file:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "serve-api", "--host", "127.0.0.1",
+                 "--port", str(self.port)], cwd=REPO, env=env, stdout=log_file,
+                stderr=subprocess.STDOUT)
+        wait_healthy(self.port, self.proc)
+
+    def get(self, path: str, headers: Optional[dict] = None):
+        """(status, headers, raw bytes) straight from the API, to compare with the miner's."""
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request("GET", path, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, dict(response.headers), response.read()
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    """The real API for one test module (started once: gunicorn takes a few seconds)."""
+    server = ApiServer(tmp_path_factory.mktemp("api"))
+    yield server
+    server.stop()
+
+
 # --- settings, Redis, processes -------------------------------------------------------------
 
 def miner_settings(wallet_root: Path, api_url: str, **changes) -> Settings:
@@ -242,14 +292,15 @@ def get_json(port: int, path: str, headers: Optional[dict] = None, timeout: floa
 
 
 def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> dict:
-    """Poll /health until it answers; fail early if the process died."""
+    """Poll /health until it answers 200; fail early if the process died."""
     def ready():
         if proc.poll() is not None:
             raise AssertionError(f"miner exited with {proc.returncode} before answering /health")
         try:
-            return get_json(port, "/health", timeout=1.0)[2]
+            status, _, body = get_json(port, "/health", timeout=1.0)
         except OSError:
             return None
+        return body if status == 200 else None
     return wait_for(ready, timeout, f"the miner on port {port} to answer /health")
 
 

@@ -1,4 +1,4 @@
-"""Authentication end to end in one worker: real btauth/1 signatures, real Redis nonce store."""
+"""One miner worker (Flask test client) in front of the real API: real btauth/1, real Redis."""
 
 import gzip
 import time
@@ -10,8 +10,8 @@ from redis.retry import Retry
 
 from services.miner.app import create_app
 from services.miner.auth import NONCE_PREFIX
-from tests.miner_fixtures import (SAMPLE_DATE, free_port, make_wallet, miner_settings,  # noqa: F401
-                                  new_keypair, redis11, sign, upstream)
+from tests.miner_fixtures import (SAMPLE_DATE, StubUpstream, api, free_port,  # noqa: F401
+                                  make_wallet, miner_settings, new_keypair, redis11, sign)
 
 PATH = f"/scores/alerts/{SAMPLE_DATE}"
 
@@ -22,9 +22,9 @@ def validator():
 
 
 @pytest.fixture
-def miner(tmp_path, upstream, redis11, validator):
+def miner(tmp_path, api, redis11, validator):
     wallet = make_wallet(tmp_path)
-    app = create_app(miner_settings(tmp_path, upstream.url,
+    app = create_app(miner_settings(tmp_path, api.url,
                                     MINER_VALIDATOR_HOTKEYS=(validator.ss58_address,)))
     yield app.test_client(), wallet.hotkey.ss58_address
     app.extensions["aml_miner"].close()
@@ -38,51 +38,65 @@ def refused(response, status, reason):
     return body
 
 
-def test_an_allowed_validator_gets_the_upstream_bytes(miner, validator, upstream):
+def test_an_allowed_validator_gets_the_api_bytes(miner, validator, api):
     client, me = miner
     response = client.get(PATH, headers=sign(validator, PATH, me))
-    assert response.status_code == 200
-    assert response.data == upstream.docs[PATH]
-    assert response.headers["ETag"] == upstream.etag(PATH)
+    status, headers, body = api.get(PATH)
+    assert (response.status_code, response.data) == (status, body) == (200, body)
+    assert response.headers["ETag"] == headers["ETag"]
     assert response.headers["Content-Type"] == "application/json"
+    assert len(response.get_json()["scores"]) == 300
 
 
-def test_gzip_and_etag_pass_through_unchanged(miner, validator, upstream):
+def test_gzip_and_etag_pass_through_unchanged(miner, validator, api):
     client, me = miner
-    headers = dict(sign(validator, PATH, me), **{"Accept-Encoding": "gzip"})
-    response = client.get(PATH, headers=headers)
-    assert response.headers["Content-Encoding"] == "gzip"
-    assert response.data == upstream.gzipped(PATH)  # the very bytes, not re-compressed
-    assert gzip.decompress(response.data) == upstream.docs[PATH]
-    assert response.headers["Content-Length"] == str(len(upstream.gzipped(PATH)))
-    assert response.headers["Cache-Control"] == "public, max-age=60"
-    headers = dict(sign(validator, PATH, me), **{"If-None-Match": response.headers["ETag"]})
-    again = client.get(PATH, headers=headers)
+    gz = {"Accept-Encoding": "gzip"}
+    response = client.get(PATH, headers=dict(sign(validator, PATH, me), **gz))
+    status, headers, body = api.get(PATH, gz)
+    assert response.headers["Content-Encoding"] == "gzip" == headers["Content-Encoding"]
+    assert response.data == body  # the very bytes, not re-compressed
+    assert gzip.decompress(response.data) == api.get(PATH)[2]
+    for name in ("Content-Length", "ETag", "Cache-Control", "Vary"):
+        assert response.headers[name] == headers[name], name
+    conditional = dict(gz, **{"If-None-Match": headers["ETag"]})
+    again = client.get(PATH, headers=dict(sign(validator, PATH, me), **conditional))
     assert again.status_code == 304 and again.data == b""
-    assert again.headers["ETag"] == upstream.etag(PATH) and "Content-Type" not in again.headers
+    assert again.headers["ETag"] == headers["ETag"] and "Content-Type" not in again.headers
 
 
-def test_only_content_headers_reach_the_api(miner, validator, upstream):
-    client, me = miner
-    client.get(PATH, headers=dict(sign(validator, PATH, me), **{"Accept-Encoding": "gzip",
-                                                                 "Cookie": "x=1"}))
-    _, sent = upstream.seen[-1]
+def test_only_content_headers_reach_the_api(tmp_path, redis11, validator):
+    stub = StubUpstream().start()  # a recording upstream: the real API does not say what it got
+    try:
+        make_wallet(tmp_path)
+        app = create_app(miner_settings(tmp_path, stub.url,
+                                        MINER_VALIDATOR_HOTKEYS=(validator.ss58_address,)))
+        me = app.extensions["aml_miner"].hotkey
+        headers = dict(sign(validator, PATH, me), **{"Accept-Encoding": "gzip", "Cookie": "x=1"})
+        assert app.test_client().get(PATH, headers=headers).status_code == 200
+    finally:
+        stub.stop()
+    _, sent = stub.seen[-1]
     assert sent.get("Accept-Encoding") == "gzip"
     assert not [h for h in sent if h.lower().startswith(("x-bittensor", "cookie"))]
 
 
-def test_every_result_path_is_proxied(miner, validator, upstream):
+@pytest.mark.parametrize("path", ["/dates", PATH, f"/rankings/alerts/{SAMPLE_DATE}",
+                                  f"/scores/clusters/{SAMPLE_DATE}", f"/metadata/{SAMPLE_DATE}",
+                                  "/scores/alerts/latest", f"{PATH}?limit=3&offset=2"])
+def test_every_result_path_is_proxied_byte_for_byte(miner, validator, api, path):
     client, me = miner
-    for path in upstream.docs:
-        response = client.get(path, headers=sign(validator, path, me))
-        assert (response.status_code, response.data) == (200, upstream.docs[path]), path
-
-
-def test_an_upstream_error_status_passes_through(miner, validator):
-    client, me = miner
-    path = "/metadata/2000-01-01"
     response = client.get(path, headers=sign(validator, path, me))
-    assert response.status_code == 404 and response.get_json()["code"] == 404
+    assert (response.status_code, response.data) == (200, api.get(path)[2])
+
+
+@pytest.mark.parametrize("path,status", [("/metadata/2000-01-01", 404),
+                                         ("/scores/alerts/2025-13-45", 400),
+                                         (f"{PATH}?limit=-1", 400)])
+def test_api_errors_pass_through_unchanged(miner, validator, api, path, status):
+    client, me = miner
+    response = client.get(path, headers=sign(validator, path, me))
+    assert (response.status_code, response.data) == (status, api.get(path)[2])
+    assert response.get_json()["code"] == status
 
 
 def test_unsigned_is_401(miner):
@@ -159,11 +173,11 @@ def test_unknown_paths_and_methods_are_json_errors(miner, validator):
     assert response.status_code == 405 and response.get_json()["name"] == "Method Not Allowed"
 
 
-def test_without_redis_the_miner_fails_closed_with_503(tmp_path, upstream, validator):
+def test_without_redis_the_miner_fails_closed_with_503(tmp_path, api, validator):
     wallet = make_wallet(tmp_path)
     dead = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5,
                        retry=Retry(NoBackoff(), 0))
-    app = create_app(miner_settings(tmp_path, upstream.url,
+    app = create_app(miner_settings(tmp_path, api.url,
                                     MINER_VALIDATOR_HOTKEYS=(validator.ss58_address,)),
                      redis_client=dead)
     client = app.test_client()

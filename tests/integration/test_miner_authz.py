@@ -1,13 +1,16 @@
-"""Authorisation against an injected metagraph, the refresh loop in /health, rate limits, 502s."""
+"""Authorisation against an injected metagraph (the only stub), /health, rate limits, 502s.
+
+The miner runs in front of the real result API on a published sample date.
+"""
 
 import socket
 
 import pytest
 
 from services.miner.app import create_app
-from tests.miner_fixtures import (SAMPLE_DATE, StubSource, free_port, make_wallet,  # noqa: F401
-                                  miner_settings, new_keypair, redis11, sign, snapshot_of,
-                                  upstream, wait_for)
+from tests.miner_fixtures import (SAMPLE_DATE, StubSource, api, free_port,  # noqa: F401
+                                  make_wallet, miner_settings, new_keypair, redis11, sign,
+                                  snapshot_of, wait_for)
 
 PATH = f"/metadata/{SAMPLE_DATE}"
 
@@ -29,12 +32,12 @@ def source(keys):
 
 
 @pytest.fixture
-def make_miner(tmp_path, upstream, redis11, keys):
+def make_miner(tmp_path, api, redis11, keys):
     wallet = make_wallet(tmp_path)
     apps = []
 
     def build(source, **changes):
-        settings = miner_settings(tmp_path, upstream.url, SUBTENSOR_NETWORK="ws://127.0.0.1:1",
+        settings = miner_settings(tmp_path, api.url, SUBTENSOR_NETWORK="ws://127.0.0.1:1",
                                   MINER_VALIDATOR_HOTKEYS=(keys["listed"].ss58_address,),
                                   MINER_MIN_STAKE=1000.0, **changes)
         app = create_app(settings, metagraph_source=source)
@@ -56,11 +59,11 @@ def loaded(build, source, **changes):
     return client, state
 
 
-def test_validators_are_judged_by_the_metagraph(make_miner, source, keys, upstream):
+def test_validators_are_judged_by_the_metagraph(make_miner, source, keys, api):
     build, me = make_miner
     client, _ = loaded(build, source)
     ok = get(client, keys["vali"], me)
-    assert (ok.status_code, ok.data) == (200, upstream.docs[PATH])
+    assert (ok.status_code, ok.data) == (200, api.get(PATH)[2])
     assert get(client, keys["listed"], me).status_code == 200  # allow-list, not registered
     expected = {"no_permit": "no_validator_permit", "poor": "stake_too_low",
                 "stranger": "not_registered"}
@@ -126,14 +129,14 @@ def test_a_dead_refresh_thread_shows_in_health(make_miner, source):
     assert graph["last_error"] == "refresh thread died: Fatal: unexpected"
 
 
-def test_health_reports_upstream_metagraph_and_allow_list(make_miner, source, upstream):
+def test_health_reports_upstream_metagraph_and_allow_list(make_miner, source, api):
     build, me = make_miner
     client, _ = loaded(build, source)
     health = client.get("/health")
     report = health.get_json()
     assert health.status_code == 200 and report["status"] == "ok"
     assert report["hotkey"] == me and report["allow_list_size"] == 1
-    assert report["upstream"] == {"url": upstream.url, "reachable": True, "status": 200,
+    assert report["upstream"] == {"url": api.url, "reachable": True, "status": 200,
                                   "error": None}
     assert report["metagraph"]["neurons"] == 3 and report["metagraph"]["netuid"] == 7
 

@@ -1,4 +1,4 @@
-"""The miner as operators run it: `python -m services.cli serve-miner`, real gunicorn, 2 workers."""
+"""The miner as operators run it: `serve-miner` (real gunicorn, 2 workers) before `serve-api`."""
 
 import gzip
 import http.client
@@ -12,17 +12,16 @@ import bittensor as bt
 import pytest
 import redis
 
-from tests.miner_fixtures import (REDIS_URL, REPO, SAMPLE_DATE, StubUpstream, free_port,
-                                  get_json, make_wallet, miner_settings, new_keypair,
-                                  settings_env, sign, start_miner_process, stop_process,
-                                  wait_for, wait_healthy)
+from tests.miner_fixtures import (REDIS_URL, REPO, SAMPLE_DATE, ApiServer, free_port, get_json,
+                                  make_wallet, miner_settings, new_keypair, settings_env, sign,
+                                  start_miner_process, stop_process, wait_for, wait_healthy)
 
 PATH = f"/scores/alerts/{SAMPLE_DATE}"
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """One miner (2 gthread workers, allow-list, no chain) in front of a loopback API."""
+    """One miner (2 gthread workers, allow-list, no chain) in front of the real API."""
     root = tmp_path_factory.mktemp("miner")
     wallet = make_wallet(root)
     validator = new_keypair()
@@ -30,19 +29,20 @@ def served(tmp_path_factory):
     vali_wallet = bt.Wallet(name="validator", hotkey="default", path=str(root))
     vali_wallet.create_new_hotkey(use_password=False, suppress=True)
     redis.Redis.from_url(REDIS_URL).flushdb()
-    upstream = StubUpstream().start()
-    settings = miner_settings(root, upstream.url, MINER_WORKERS=2, MINER_THREADS=4,
+    api = ApiServer(root)
+    settings = miner_settings(root, api.url, MINER_WORKERS=2, MINER_THREADS=4,
                               MINER_VALIDATOR_HOTKEYS=(validator.ss58_address,
                                                        vali_wallet.hotkey.ss58_address))
     port = free_port()
     proc = start_miner_process(settings, port, root / "miner.log")
     try:
         wait_healthy(port, proc)
+        wait_for_workers(port, 2)
         yield {"port": port, "me": wallet.hotkey.ss58_address, "validator": validator,
-               "upstream": upstream, "wallet": vali_wallet}
+               "api": api, "wallet": vali_wallet}
     finally:
         stop_process(proc)
-        upstream.stop()
+        api.stop()
         redis.Redis.from_url(REDIS_URL).flushdb()
 
 
@@ -72,26 +72,43 @@ class Connection:
         self.conn.close()
 
 
-def connection_on_other_worker(port, pid, attempts=60):
+def connection_on_other_worker(port, pid, timeout=20.0):
     """A keep-alive connection held by a worker other than `pid` (fresh connections until one)."""
-    for _ in range(attempts):
+    found = []
+
+    def other():
         conn = Connection(port)
         if conn.worker() != pid:
-            return conn
+            found.append(conn)
+            return True
         conn.close()
-    raise AssertionError(f"{attempts} connections all landed on worker {pid}: is it 2 workers?")
+        return False
+    wait_for(other, timeout, f"a connection served by a worker other than {pid}")
+    return found[0]
+
+
+def wait_for_workers(port, count, timeout=30.0):
+    """/health from `count` distinct worker processes: all of them have booted the app."""
+    seen = set()
+
+    def enough():
+        seen.add(get_json(port, "/health")[2]["worker"])
+        return len(seen) >= count
+    wait_for(enough, timeout, f"{count} workers answering /health (saw {seen})")
 
 
 def test_an_allowed_validator_gets_the_same_gzip_bytes_and_304(served):
-    port, me, vali, up = served["port"], served["me"], served["validator"], served["upstream"]
-    status, headers, body = get_json(port, PATH, dict(sign(vali, PATH, me),
-                                                      **{"Accept-Encoding": "gzip"}))
-    assert status == 200 and body == up.gzipped(PATH)
-    assert headers["Content-Encoding"] == "gzip" and headers["ETag"] == up.etag(PATH)
-    assert gzip.decompress(body) == up.docs[PATH]
-    status, headers, body = get_json(port, PATH, dict(sign(vali, PATH, me),
-                                                      **{"If-None-Match": up.etag(PATH)}))
-    assert (status, body) == (304, b"") and headers["ETag"] == up.etag(PATH)
+    port, me, vali, api = served["port"], served["me"], served["validator"], served["api"]
+    gz = {"Accept-Encoding": "gzip"}
+    status, headers, body = get_json(port, PATH, dict(sign(vali, PATH, me), **gz))
+    api_status, api_headers, api_body = api.get(PATH, gz)
+    assert (status, body) == (api_status, api_body) == (200, api_body)
+    for name in ("Content-Encoding", "Content-Length", "ETag", "Cache-Control", "Content-Type"):
+        assert headers[name] == api_headers[name], name
+    assert json.loads(gzip.decompress(body))["processing_date"] == SAMPLE_DATE
+    conditional = dict(gz, **{"If-None-Match": api_headers["ETag"]})
+    status, headers, body = get_json(port, PATH, dict(sign(vali, PATH, me), **conditional))
+    assert (status, body) == (304, b"") and headers["ETag"] == api_headers["ETag"]
 
 
 def test_a_replay_is_refused_by_the_same_worker_and_by_the_other_one(served):
@@ -100,7 +117,7 @@ def test_a_replay_is_refused_by_the_same_worker_and_by_the_other_one(served):
     first_pid = first.worker()
     headers = sign(vali, PATH, me)
     status, _, body = first.get(PATH, headers)
-    assert status == 200 and body == served["upstream"].docs[PATH]
+    assert status == 200 and body == served["api"].get(PATH)[2]
     other = connection_on_other_worker(port, first_pid)
     try:
         other_pid = other.worker()
@@ -131,7 +148,8 @@ def test_the_readme_validator_snippet_works(served):
     exec(compile(code, "README.md", "exec"), namespace)
     url = f"http://127.0.0.1:{served['port']}"
     scores = namespace["fetch"](served["wallet"], url, served["me"], PATH)
-    assert scores[0] == {"alert_id": "a0", "score": 0.0} and len(scores) == 2000
+    assert scores == json.loads(served["api"].get(PATH)[2])
+    assert scores["processing_date"] == SAMPLE_DATE and len(scores["scores"]) == 300
 
 
 def run_cli(env_changes, timeout=60):
