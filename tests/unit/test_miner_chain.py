@@ -131,3 +131,17 @@ def test_the_publish_is_the_sdks_serve_axon_intent():
     assert isinstance(intent, bt.ServeAxon)
     assert (intent.op, intent.signer, intent.netuid, intent.port) == ("serve_axon", "hotkey", 7, 8091)
     assert intent.summary() == "serve axon 203.0.113.7:8091 on netuid 7"
+
+
+def test_the_real_sdk_path_maps_an_unreachable_chain_to_chain_unavailable(wallet):
+    from services.miner.chain import SubtensorChain
+    from tests.miner_fixtures import free_port
+
+    settings = chain_settings(SUBTENSOR_NETWORK=f"ws://127.0.0.1:{free_port()}")
+    chain = SubtensorChain(settings, wallet)
+    with pytest.raises(ChainUnavailable, match="serve axon 203.0.113.7:8091 on netuid 7"):
+        chain.publish("203.0.113.7", 8091)
+    with pytest.raises(ChainUnavailable):
+        chain.fetch()
+    with pytest.raises(MinerConfigError, match="MINER_VALIDATOR_HOTKEYS is empty"):
+        prepare_start(settings, wallet)  # the default factory: bittensor's own Subtensor
