@@ -94,6 +94,11 @@ class Settings:
     MINER_METAGRAPH_REFRESH_SECONDS: int = 300
     MINER_RATE_LIMIT: int = 120
     MINER_RATE_WINDOW_SECONDS: int = 60
+    MINER_EXTERNAL_IP: str = ""
+    MINER_EXTERNAL_PORT: int = 0
+    MINER_WORKERS: int = 2
+    MINER_THREADS: int = 4
+    MINER_UPSTREAM_TIMEOUT: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
