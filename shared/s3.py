@@ -48,8 +48,9 @@ def client_config(settings: Settings) -> Config:
     options = dict(
         connect_timeout=settings.SOT_S3_CONNECT_TIMEOUT,
         read_timeout=settings.SOT_S3_READ_TIMEOUT,
+        # total_max_attempts counts the first try; botocore's max_attempts would not.
         retries={"mode": settings.SOT_S3_RETRY_MODE,
-                 "max_attempts": settings.SOT_S3_MAX_ATTEMPTS},
+                 "total_max_attempts": settings.SOT_S3_MAX_ATTEMPTS},
         # Headroom over the transfer threads for listing and META reads alongside them.
         max_pool_connections=settings.SOT_S3_MAX_CONCURRENCY + 4,
         # Only our settings choose the endpoint, not AWS_ENDPOINT_URL* or ~/.aws/config.

@@ -216,6 +216,15 @@ class Sot:
     def put(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
 
+    def make_public(self) -> None:
+        """A public-read bucket policy, like the real SOT's: anonymous list and get."""
+        statement = [{"Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject"],
+                      "Resource": f"arn:aws:s3:::{self.bucket}/*"},
+                     {"Effect": "Allow", "Principal": "*", "Action": ["s3:ListBucket"],
+                      "Resource": f"arn:aws:s3:::{self.bucket}"}]
+        self.client.put_bucket_policy(Bucket=self.bucket, Policy=json.dumps(
+            {"Version": "2012-10-17", "Statement": statement}))
+
     def put_batch(self, files: dict[str, bytes], meta: str | None = "sha256", date: str = DATE,
                   window: int = WINDOW, labels: bytes | None = b"labels-bytes" * 100) -> str:
         """Upload batch files (+ META.json in the given shape, + labels); return the prefix."""

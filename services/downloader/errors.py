@@ -58,7 +58,8 @@ def _client_error(exc: boto.ClientError, key: str) -> DownloadFailure:
     meta = exc.response.get("ResponseMetadata", {})
     code, status = str(error.get("Code", "")), int(meta.get("HTTPStatusCode") or 0)
     attempts = meta.get("RetryAttempts", 0)
-    problem = f"S3 answered {status} {code} ({error.get('Message') or 'no message'})"
+    label = f"{status} {code}" if code and code != str(status) else str(status)
+    problem = f"S3 answered {label} ({error.get('Message') or 'no message'})"
     if status in TRANSIENT_STATUS or code in TRANSIENT_CODES:
         return TransientDownloadError(key, f"{problem} after {attempts + 1} attempt(s)")
     if status == 403:
