@@ -99,7 +99,9 @@ def fetch_all(client, bucket: str, files: tuple[RemoteFile, ...], folder: Path,
     with ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="verify") as checker:
         watches = []
         with create_transfer_manager(client, config) as manager:
-            for file in files:
+            # Biggest first: its check then overlaps the small files' downloads instead of
+            # running alone at the end.
+            for file in sorted(files, key=lambda f: -f.size):
                 watch = _Watch(file, Path(folder) / file.name, checker)
                 future = manager.download(bucket, file.key, str(watch.path), subscribers=[watch])
                 watches.append((watch, future))
@@ -108,4 +110,5 @@ def fetch_all(client, bucket: str, files: tuple[RemoteFile, ...], folder: Path,
                     future.result()
         for watch, _ in watches:
             watch.done.wait()  # on_done may still be running after result() returned
-        return [watch.check.result() for watch, _ in watches]
+        checked = {watch.file.key: watch.check.result() for watch, _ in watches}
+        return [checked[file.key] for file in files]
