@@ -67,3 +67,30 @@ def test_bad_configuration_and_arguments_exit_non_zero_with_a_message(sot):
                               text=True, timeout=60)
     assert bad_date.returncode == 1
     assert "processing_date: processing date '2025-02-30' is not a calendar date" in bad_date.stderr
+
+
+def test_a_killed_download_leaves_no_date_folder_and_the_next_run_completes(sot):
+    import signal
+    import time
+
+    sot.put_batch(fake_batch())
+    sot.proxy.stall(1, 20.0, key_suffix="clusters.parquet")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOT_", "AWS_"))}
+    env.update({k: str(getattr(sot.settings, k)) for k in ENV_KEYS}, SOT_S3_READ_TIMEOUT="30")
+    cmd = [sys.executable, "-m", "services.cli", "download", "--processing-date", DATE,
+           "--output-dir", str(sot.settings.INPUT_DIR)]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not sot.proxy.requests("GET", "clusters.parquet") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sot.proxy.requests("GET", "clusters.parquet"), "the download never reached clusters"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert not (sot.settings.INPUT_DIR / DATE).exists()
+    staged = list((sot.settings.INPUT_DIR / ".versions").iterdir())
+    assert len(staged) == 1  # the killed run's staging folder: never published
+    result = _run(sot)
+    assert result.returncode == 0, result.stderr
+    assert (sot.settings.INPUT_DIR / DATE / "clusters.parquet").read_bytes() == \
+        fake_batch()["clusters.parquet"]
