@@ -26,7 +26,7 @@ from shared.s3 import make_client, transfer_config
 from shared.settings import Settings
 from services.downloader import manifest
 from services.downloader.errors import DownloadError, s3_errors
-from services.downloader.plan import Plan, plan_batch
+from services.downloader.plan import Plan, check_meta_policy, plan_batch
 from services.downloader.transfer import Fetched, fetch_all, rate
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,7 @@ def download_batch(network: str, processing_date: str, days: int, output_dir: Pa
     started = time.perf_counter()
     settings = settings or Settings.from_env()
     _check_args(network, processing_date, days)
+    check_meta_policy(settings.SOT_REQUIRE_META)
     target = storage.date_dir(Path(output_dir), processing_date)
     source = _source(settings, network, processing_date, days)
     if not force and (summary := _skip(target, source, started)):

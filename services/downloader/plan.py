@@ -95,10 +95,14 @@ def _neighbour_has_meta(client, bucket: str, network: str, date: str, window: in
     return False
 
 
-def _meta_required(client, bucket: str, policy: str, network: str, date: str,
-                   window: int) -> bool:
+def check_meta_policy(policy: str) -> None:
+    """Refuse an unknown SOT_REQUIRE_META value, naming the variable."""
     if policy not in META_POLICIES:
         raise SettingsError(f"SOT_REQUIRE_META={policy!r} is not one of {', '.join(META_POLICIES)}")
+
+
+def _meta_required(client, bucket: str, policy: str, network: str, date: str,
+                   window: int) -> bool:
     if policy != "auto":
         return policy == "always"
     return _neighbour_has_meta(client, bucket, network, date, window)
@@ -150,6 +154,7 @@ def _labels(client, bucket: str, network: str) -> RemoteFile | None:
 def plan_batch(client, bucket: str, network: str, processing_date: str, window_days: int,
                meta_policy: str = "auto") -> Plan:
     """List and check one batch in the bucket; raise DownloadError naming the key if broken."""
+    check_meta_policy(meta_policy)
     prefix = storage.sot_prefix(network, processing_date, window_days)
     objects, pages = list_objects(client, bucket, prefix)
     log.info("s3://%s/%s: %d object(s) listed in %d page(s)", bucket, prefix, len(objects), pages)

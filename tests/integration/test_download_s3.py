@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from shared import storage
+from shared.settings import SettingsError
 from services.downloader.download import download_batch
 from services.downloader.errors import BatchNotFound, DownloadError, TransientDownloadError
 from services.downloader.manifest import MANIFEST_FILE
@@ -306,6 +307,12 @@ def test_an_md5_mismatch_in_an_older_meta_fails(sot):
     sot.put(prefix + "clusters.parquet", b"other bytes")
     with pytest.raises(DownloadError, match=r"clusters\.parquet: md5 mismatch"):
         _download(sot)
+
+
+def test_an_unknown_meta_policy_is_refused_before_any_request(sot):
+    with pytest.raises(SettingsError, match="SOT_REQUIRE_META='sometimes'"):
+        _download(sot, SOT_REQUIRE_META="sometimes")
+    assert sot.proxy.seen == []
 
 
 def test_bad_arguments_are_named(sot):
