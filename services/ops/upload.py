@@ -58,9 +58,13 @@ def ensure_bucket(client, bucket: str, region: str, public: bool) -> bool:
     return True
 
 
-def _files(root: Path) -> tuple[list[Path], list[Path]]:
-    files = sorted(p for p in root.rglob("*") if p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+def _files(root: Path, only: tuple[str, ...]) -> tuple[list[Path], list[Path]]:
+    def wanted(path: Path) -> bool:
+        relative = path.relative_to(root)
+        return (not any(part.startswith(".") for part in relative.parts)
+                and relative.as_posix().startswith(only))
+
+    files = sorted(p for p in root.rglob("*") if p.is_file() and wanted(p))
     return [p for p in files if p.name != META_FILE], [p for p in files if p.name == META_FILE]
 
 
@@ -74,13 +78,17 @@ def _put_all(manager, bucket: str, root: Path, paths: list[Path]) -> None:
                               f"upload failed: {exc}") from exc
 
 
-def upload_tree(root: Path | str, settings: Settings, bucket: str | None = None) -> dict:
-    """Upload every file under root to the bucket (default SOT_S3_BUCKET); return a summary."""
+def upload_tree(root: Path | str, settings: Settings, bucket: str | None = None,
+                only: tuple[str, ...] = ("",)) -> dict:
+    """Upload the files under root (those whose key starts with one of `only`) to the bucket.
+
+    The bucket defaults to SOT_S3_BUCKET; returns {bucket, objects, bytes, seconds}.
+    """
     root, bucket = Path(root), bucket or settings.SOT_S3_BUCKET
     started = time.perf_counter()
-    data, metas = _files(root)
+    data, metas = _files(root, tuple(only))
     if not data:
-        raise UploadError(f"{root}: no files to upload")
+        raise UploadError(f"{root}: no files to upload under {', '.join(only) or '/'}")
     client = make_client(settings.replace(SOT_S3_BUCKET=bucket))
     try:
         ensure_bucket(client, bucket, settings.SOT_S3_REGION, public=is_anonymous(settings))
