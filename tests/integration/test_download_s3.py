@@ -55,6 +55,23 @@ def test_a_batch_lands_with_meta_labels_and_a_download_record(sot):
     assert not sot.proxy.requests("HEAD")  # sizes come from the listing
 
 
+def test_a_generated_batch_downloads_and_passes_the_contract(sot, tmp_path):
+    from shared.contract import load_batch
+    from shared.sample import generate_batch, write_sot
+    from services.ops.upload import upload_tree
+
+    write_sot(generate_batch(NETWORK, DATE, WINDOW, n_alerts=400, seed=3), tmp_path / "sot")
+    upload_tree(tmp_path / "sot", sot.settings)  # keyed, through the proxy
+    summary = _download(sot)
+    assert summary["files"] == 6 and summary["missing_optional"] == []
+    batch = load_batch(_folder(sot))
+    meta = json.loads((_folder(sot) / "META.json").read_text())
+    assert len(batch.alerts) == meta["counts"]["alerts"] == 400
+    assert len(batch.features) == meta["counts"]["features"]
+    assert len(batch.money_flows) == meta["counts"]["money_flows"]
+    assert batch.labels is not None and len(batch.labels) > 0
+
+
 def test_anonymous_requests_are_unsigned_and_need_a_public_bucket(sot):
     sot.put_batch(fake_batch())
     anonymous = {"SOT_S3_ACCESS_KEY": "", "SOT_S3_SECRET_KEY": ""}

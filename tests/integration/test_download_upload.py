@@ -69,3 +69,54 @@ def test_nothing_to_upload_is_an_error(tmp_path, anonymous):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UploadError, match="no files to upload"):
         upload_tree(tmp_path / "empty", anonymous)
+
+
+def _cli(args, env_settings, cwd):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOT_", "AWS_"))}
+    env.update({k: str(getattr(env_settings, k)) for k in (
+        "SOT_S3_ENDPOINT", "SOT_S3_BUCKET", "SOT_S3_REGION", "SOT_S3_ACCESS_KEY",
+        "SOT_S3_SECRET_KEY", "SOT_S3_RETRY_MODE", "SOT_S3_MAX_ATTEMPTS")})
+    return subprocess.run([sys.executable, "-m", "services.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_sample_bucket_then_download_round_trip_passes_the_contract(tmp_path, anonymous, proxy):
+    from shared.contract import load_batch
+    from tests.conftest import REPO
+
+    common = ["--network", NETWORK, "--processing-date", DATE, "--days", str(WINDOW)]
+    made = _cli(["sample", *common, "--output-dir", str(tmp_path / "sot"), "--alerts", "300",
+                 "--bucket", anonymous.SOT_S3_BUCKET], anonymous, REPO)
+    assert made.returncode == 0, made.stderr
+    assert f"s3://{anonymous.SOT_S3_BUCKET}/snapshots/bitcoin/2025-10-26/7/" in made.stdout
+    got = _cli(["download", *common, "--output-dir", str(tmp_path / "input")], anonymous, REPO)
+    assert got.returncode == 0, got.stderr
+    folder = tmp_path / "input" / DATE
+    sot_prefix = tmp_path / "sot" / storage.sot_prefix(NETWORK, DATE, WINDOW)
+    for path in sot_prefix.iterdir():
+        assert (folder / path.name).read_bytes() == path.read_bytes()
+    assert (folder / "address_labels.parquet").read_bytes() == \
+        (tmp_path / "sot" / storage.labels_key(NETWORK)).read_bytes()
+    batch = load_batch(folder)
+    meta = json.loads((folder / "META.json").read_text())
+    assert len(batch.alerts) == meta["counts"]["alerts"] == 300
+    assert len(batch.clusters) == meta["counts"]["clusters"]
+    assert batch.labels is not None and batch.money_flows is not None
+    assert all(s.authorization is None for s in proxy.seen)  # anonymous both ways
+
+
+def test_sample_bucket_failure_is_one_line_and_non_zero(tmp_path, anonymous):
+    from tests.conftest import REPO
+    from tests.s3_fixtures import free_port
+
+    dead = anonymous.replace(SOT_S3_ENDPOINT=f"http://127.0.0.1:{free_port()}", SOT_S3_MAX_ATTEMPTS=1)
+    made = _cli(["sample", "--processing-date", DATE, "--output-dir", str(tmp_path / "sot"),
+                 "--alerts", "50", "--bucket", "somewhere"], dead, REPO)
+    assert made.returncode == 1
+    assert "aml-miner sample: upload failed: s3://somewhere: cannot use or create the bucket" \
+        in made.stderr
+    assert "Traceback" not in made.stderr
