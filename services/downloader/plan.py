@@ -13,6 +13,7 @@ a hand-made bucket) still works, with a warning that only sizes are checked.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from shared import contract, storage
@@ -156,18 +157,22 @@ def plan_batch(client, bucket: str, network: str, processing_date: str, window_d
     """List and check one batch in the bucket; raise DownloadError naming the key if broken."""
     check_meta_policy(meta_policy)
     prefix = storage.sot_prefix(network, processing_date, window_days)
-    objects, pages = list_objects(client, bucket, prefix)
-    log.info("s3://%s/%s: %d object(s) listed in %d page(s)", bucket, prefix, len(objects), pages)
-    if not objects:
-        raise BatchNotFound(f"s3://{bucket}/{prefix}", "no objects under this prefix "
-                            "(not published yet, or a wrong date, window or bucket)")
-    batch = (network, processing_date, window_days)
-    meta, meta_bytes = _read_meta(client, bucket, objects, prefix, batch, meta_policy)
-    files, missing = _batch_files(objects, prefix, meta)
+    # The labels lookup is independent of the batch: one round trip less on the way.
+    with ThreadPoolExecutor(1, thread_name_prefix="labels") as side:
+        labels_lookup = side.submit(_labels, client, bucket, network)
+        objects, pages = list_objects(client, bucket, prefix)
+        log.info("s3://%s/%s: %d object(s) listed in %d page(s)", bucket, prefix, len(objects),
+                 pages)
+        if not objects:
+            raise BatchNotFound(f"s3://{bucket}/{prefix}", "no objects under this prefix "
+                                "(not published yet, or a wrong date, window or bucket)")
+        batch = (network, processing_date, window_days)
+        meta, meta_bytes = _read_meta(client, bucket, objects, prefix, batch, meta_policy)
+        files, missing = _batch_files(objects, prefix, meta)
+        labels = labels_lookup.result()
     for f in files:
         if meta and f.checksum is None:
             log.warning("%s: META.json has no checksum for it; checked by size only", f.key)
-    labels = _labels(client, bucket, network)
     if labels is None:
         missing.append(storage.labels_key(network))
     else:
