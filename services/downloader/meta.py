@@ -20,7 +20,6 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from services.downloader.errors import DownloadError
 
@@ -126,13 +125,3 @@ def parse_meta(data: bytes, key: str, network: str, processing_date: str,
     if not checksums:
         raise DownloadError(key, "lists no checksums ('sha256' or 'files')")
     return Meta(checksums, document)
-
-
-def digests(path: Path, algorithms: set[str], chunk: int = 1 << 20) -> dict[str, str]:
-    """Hex digests of one file for several algorithms, in a single read."""
-    hashes = {name: hashlib.new(name) for name in algorithms}
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            for digest in hashes.values():
-                digest.update(block)
-    return {name: digest.hexdigest() for name, digest in hashes.items()}

@@ -3,8 +3,9 @@
 All files are submitted at once to a single s3transfer manager, so small files
 and the ranged parts of big ones share SOT_S3_MAX_CONCURRENCY threads. Sizes and
 ETags come from the listing, which saves a HEAD per file and pins every ranged GET
-to the listed object (If-Match). Each finished file is checked (size, checksum) and
-fsynced on a side thread while the others are still downloading.
+to the listed object (If-Match). Each file is written through a HashingWriter, so
+its checksum is known moments after its last byte; the size and checksum check
+and the fsync then run on a side thread while other files are still downloading.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from s3transfer.subscribers import BaseSubscriber
 
 from services.downloader.errors import DownloadError, s3_errors
-from services.downloader.meta import digests
+from services.downloader.hashfile import HashingWriter
 from services.downloader.plan import RemoteFile
 
 log = logging.getLogger(__name__)
@@ -45,29 +46,35 @@ def rate(size: int, seconds: float) -> str:
     return f"{size / MB:.1f} MB in {seconds:.2f} s ({size / MB / max(seconds, 1e-6):.1f} MB/s)"
 
 
-def verify(file: RemoteFile, path: Path, seconds: float) -> Fetched:
+def algorithms(file: RemoteFile) -> set[str]:
+    """sha256 (for DOWNLOAD.json) plus the algorithm META.json uses for this file."""
+    return {"sha256"} | ({file.checksum.algorithm} if file.checksum else set())
+
+
+def verify(file: RemoteFile, writer: HashingWriter, seconds: float) -> Fetched:
     """Check a downloaded file's size and checksum, fsync it, log it; DownloadError if wrong."""
-    size = path.stat().st_size
+    size = writer.path.stat().st_size
     if size != file.size:
+        writer.close()
         raise DownloadError(file.key, f"downloaded {size} bytes but the listing said {file.size}")
-    wanted = {"sha256"} | ({file.checksum.algorithm} if file.checksum else set())
-    found = digests(path, wanted)
+    found = writer.hexdigests(size)
     if file.checksum and found[file.checksum.algorithm] != file.checksum.hexdigest:
         raise DownloadError(file.key, f"{file.checksum.algorithm} mismatch: META.json says "
                                       f"{file.checksum.hexdigest}, the object has "
                                       f"{found[file.checksum.algorithm]}")
-    with open(path, "rb") as handle:
+    with open(writer.path, "rb") as handle:
         os.fsync(handle.fileno())  # flush now, in parallel with other downloads, not at publish
     how = f"{file.checksum.algorithm} ok" if file.checksum else "size ok, no checksum"
     log.info("fetched %s: %s, %s", file.key, rate(size, seconds), how)
-    return Fetched(file, path, seconds, found["sha256"])
+    return Fetched(file, writer.path, seconds, found["sha256"])
 
 
 class _Watch(BaseSubscriber):
     """Supplies the listed size/ETag to the transfer, times it, and queues its check."""
 
-    def __init__(self, file: RemoteFile, path: Path, checker: ThreadPoolExecutor):
-        self.file, self.path, self.checker = file, path, checker
+    def __init__(self, file: RemoteFile, folder: Path, checker: ThreadPoolExecutor):
+        self.file, self.checker = file, checker
+        self.writer = HashingWriter(Path(folder) / file.name, algorithms(file))
         self.started = time.perf_counter()
         self.check: Future | None = None
         self.done = threading.Event()
@@ -80,8 +87,10 @@ class _Watch(BaseSubscriber):
 
     def on_done(self, future, **kwargs):
         seconds = time.perf_counter() - self.started
-        if future.done() and not _failed(future):
-            self.check = self.checker.submit(verify, self.file, self.path, seconds)
+        if _failed(future):
+            self.writer.close()
+        else:
+            self.check = self.checker.submit(verify, self.file, self.writer, seconds)
         self.done.set()
 
 
@@ -93,22 +102,26 @@ def _failed(future) -> bool:
     return False
 
 
+def _transfer(manager, bucket: str, watches: list[_Watch]) -> None:
+    futures = [(watch, manager.download(bucket, watch.file.key, watch.writer,
+                                        subscribers=[watch])) for watch in watches]
+    for watch, future in futures:
+        with s3_errors(watch.file.key):
+            future.result()
+
+
 def fetch_all(client, bucket: str, files: tuple[RemoteFile, ...], folder: Path,
               config: TransferConfig) -> list[Fetched]:
     """Download files into folder concurrently; return them verified, in the given order."""
     with ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="verify") as checker:
-        watches = []
-        with create_transfer_manager(client, config) as manager:
-            # Biggest first: its check then overlaps the small files' downloads instead of
-            # running alone at the end.
-            for file in sorted(files, key=lambda f: -f.size):
-                watch = _Watch(file, Path(folder) / file.name, checker)
-                future = manager.download(bucket, file.key, str(watch.path), subscribers=[watch])
-                watches.append((watch, future))
-            for watch, future in watches:
-                with s3_errors(watch.file.key):
-                    future.result()
-        for watch, _ in watches:
-            watch.done.wait()  # on_done may still be running after result() returned
-        checked = {watch.file.key: watch.check.result() for watch, _ in watches}
-        return [checked[file.key] for file in files]
+        watches = [_Watch(file, folder, checker) for file in files]
+        try:
+            with create_transfer_manager(client, config) as manager:
+                _transfer(manager, bucket, watches)
+            for watch in watches:
+                watch.done.wait()  # on_done may still be running after result() returned
+            checked = [watch.check.result() for watch in watches]
+        finally:
+            for watch in watches:
+                watch.writer.close()
+    return checked

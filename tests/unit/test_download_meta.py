@@ -8,7 +8,7 @@ import json
 import pytest
 
 from services.downloader.errors import DownloadError
-from services.downloader.meta import Checksum, digests, parse_meta
+from services.downloader.meta import Checksum, parse_meta
 
 KEY = "snapshots/bitcoin/2025-10-26/7/META.json"
 DATA = b"some parquet bytes"
@@ -74,11 +74,3 @@ def test_a_bad_meta_is_refused_naming_the_key_and_problem(doc, problem):
         _parse(doc)
     assert caught.value.key == KEY
     assert str(caught.value).startswith(KEY)
-
-
-def test_digests_reads_once_for_several_algorithms(tmp_path):
-    path = tmp_path / "f"
-    path.write_bytes(DATA * 100_000)
-    found = digests(path, {"sha256", "md5"}, chunk=4096)
-    assert found == {"sha256": hashlib.sha256(DATA * 100_000).hexdigest(),
-                     "md5": hashlib.md5(DATA * 100_000).hexdigest()}
