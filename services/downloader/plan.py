@@ -16,6 +16,8 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from botocore.exceptions import ClientError
+
 from shared import contract, storage
 from shared.settings import SettingsError
 from services.downloader.errors import BatchNotFound, DownloadError, s3_errors
@@ -73,9 +75,15 @@ def _remote(objects: dict, key: str, name: str, checksum: Checksum | None) -> Re
     return RemoteFile(key, name, item["size"], item["etag"], checksum)
 
 
-def _read_small(client, bucket: str, key: str) -> bytes:
+def _get_if_present(client, bucket: str, key: str) -> bytes | None:
+    """An object's bytes, or None when it does not exist (404)."""
     with s3_errors(key):
-        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        try:
+            return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+                return None
+            raise
 
 
 def _neighbour_has_meta(client, bucket: str, network: str, date: str, window: int) -> bool:
@@ -109,18 +117,17 @@ def _meta_required(client, bucket: str, policy: str, network: str, date: str,
     return _neighbour_has_meta(client, bucket, network, date, window)
 
 
-def _read_meta(client, bucket: str, objects: dict, prefix: str, batch: tuple,
-               policy: str) -> tuple[Meta | None, bytes | None]:
-    key = prefix + contract.META_FILE
-    if key not in objects:
+def _parse_meta(client, bucket: str, key: str, data: bytes | None, batch: tuple,
+                policy: str) -> Meta | None:
+    if data is None:
         if _meta_required(client, bucket, policy, *batch):
             raise DownloadError(key, "META.json is missing, but this bucket publishes one "
                                      f"(SOT_REQUIRE_META={policy}); the batch may be incomplete")
         log.warning("%s is missing: files are checked by size only", key)
-        return None, None
-    _non_empty(objects, key)
-    data = _read_small(client, bucket, key)
-    return parse_meta(data, key, *batch), data
+        return None
+    if not data:
+        raise DownloadError(key, "object is empty (0 bytes)")
+    return parse_meta(data, key, *batch)
 
 
 def _batch_files(objects: dict, prefix: str, meta: Meta | None) -> tuple[list, list]:
@@ -157,8 +164,10 @@ def plan_batch(client, bucket: str, network: str, processing_date: str, window_d
     """List and check one batch in the bucket; raise DownloadError naming the key if broken."""
     check_meta_policy(meta_policy)
     prefix = storage.sot_prefix(network, processing_date, window_days)
-    # The labels lookup is independent of the batch: one round trip less on the way.
-    with ThreadPoolExecutor(1, thread_name_prefix="labels") as side:
+    meta_key = prefix + contract.META_FILE
+    # META.json and the labels file have known keys: ask for them while the prefix is listed.
+    with ThreadPoolExecutor(2, thread_name_prefix="plan") as side:
+        meta_read = side.submit(_get_if_present, client, bucket, meta_key)
         labels_lookup = side.submit(_labels, client, bucket, network)
         objects, pages = list_objects(client, bucket, prefix)
         log.info("s3://%s/%s: %d object(s) listed in %d page(s)", bucket, prefix, len(objects),
@@ -166,8 +175,9 @@ def plan_batch(client, bucket: str, network: str, processing_date: str, window_d
         if not objects:
             raise BatchNotFound(f"s3://{bucket}/{prefix}", "no objects under this prefix "
                                 "(not published yet, or a wrong date, window or bucket)")
-        batch = (network, processing_date, window_days)
-        meta, meta_bytes = _read_meta(client, bucket, objects, prefix, batch, meta_policy)
+        meta_bytes = meta_read.result()
+        meta = _parse_meta(client, bucket, meta_key, meta_bytes,
+                           (network, processing_date, window_days), meta_policy)
         files, missing = _batch_files(objects, prefix, meta)
         labels = labels_lookup.result()
     for f in files:
