@@ -15,6 +15,7 @@ network or server after botocore's retries - retry later. Both derive from
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -69,23 +70,22 @@ def _skip(target: Path, source: dict, started: float) -> dict | None:
     return summary
 
 
-def _entries(plan: Plan, fetched: list[Fetched], meta_sha256: str | None) -> list[dict]:
+def _entries(plan: Plan, fetched: list[Fetched]) -> list[dict]:
     entries = [{"name": f.file.name, "key": f.file.key, "size": f.file.size,
                 "sha256": f.sha256} for f in fetched]
     if plan.meta_bytes is not None:
         entries.append({"name": META_FILE, "key": plan.prefix + META_FILE,
-                        "size": len(plan.meta_bytes), "sha256": meta_sha256})
+                        "size": len(plan.meta_bytes),
+                        "sha256": hashlib.sha256(plan.meta_bytes).hexdigest()})
     return entries
 
 
 def _stage(client, settings: Settings, plan: Plan, target: Path, source: dict) -> list[dict]:
     with storage.staging_dir(target) as tmp:
         fetched = fetch_all(client, plan.bucket, plan.files, tmp, transfer_config(settings))
-        meta_sha256 = None
         if plan.meta_bytes is not None:
             (tmp / META_FILE).write_bytes(plan.meta_bytes)
-            meta_sha256 = storage.sha256_file(tmp / META_FILE)
-        entries = _entries(plan, fetched, meta_sha256)
+        entries = _entries(plan, fetched)
         manifest.write_manifest(tmp, source, entries, list(plan.missing_optional))
     # Outside the block: once the rename is done, a late error must not delete the new folder.
     storage.publish(tmp, target)
@@ -96,7 +96,8 @@ def download_batch(network: str, processing_date: str, days: int, output_dir: Pa
                    force: bool = False, settings: Settings | None = None) -> dict:
     """Fetch, verify and publish one batch; return {folder, files, bytes, seconds, skipped, ...}.
 
-    Raises DownloadError (permanent) or TransientDownloadError (retry later).
+    Raises DownloadError (permanent) or TransientDownloadError (retry later), and
+    SettingsError when the S3 settings cannot work (checked before any request).
     """
     started = time.perf_counter()
     settings = settings or Settings.from_env()
