@@ -34,6 +34,7 @@ class HashingWriter:
         self._ahead: list[list[int]] = []  # merged [start, end) spans written past the prefix
         self._rewritten = False
         self._lock = threading.Lock()
+        self._close_lock = threading.Lock()  # sync() never holds _lock: writes go on meanwhile
 
     def seekable(self) -> bool:
         return True
@@ -98,8 +99,14 @@ class HashingWriter:
             self._update(block)
             start += len(block)
 
+    def sync(self) -> None:
+        """Flush what is written so far to disk (from another thread, while writes go on)."""
+        with self._close_lock:
+            if not self._file.closed:
+                os.fdatasync(self._file.fileno())
+
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._close_lock:
             self._file.close()
 
     def hexdigests(self, size: int) -> dict[str, str]:
@@ -110,5 +117,6 @@ class HashingWriter:
                 self._hashed = 0
             self._hash_from_disk(self._hashed, size)
             self._hashed = size
-            self._file.close()
+            with self._close_lock:
+                self._file.close()
             return {name: digest.hexdigest() for name, digest in self._hashes.items()}

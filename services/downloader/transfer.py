@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 MB = 1 << 20
 CHECK_THREADS = 2
+FLUSH_EVERY = 16 * MB
 
 
 @dataclass(frozen=True)
@@ -69,15 +70,60 @@ def verify(file: RemoteFile, writer: HashingWriter, seconds: float) -> Fetched:
     return Fetched(file, writer.path, seconds, found["sha256"])
 
 
-class _Watch(BaseSubscriber):
-    """Supplies the listed size/ETag to the transfer, times it, and queues its check."""
+class _Flusher:
+    """One thread that flushes big files to disk while they are still downloading.
 
-    def __init__(self, file: RemoteFile, folder: Path, checker: ThreadPoolExecutor):
-        self.file, self.checker = file, checker
+    Without it all of a file's pages are still dirty when it ends, and its fsync
+    (before the folder is published) would wait for all of them at the very end.
+    """
+
+    def __init__(self):
+        self._pending: list[HashingWriter] = []
+        self._wake = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="flush", daemon=True)
+        self._thread.start()
+
+    def request(self, writer: HashingWriter) -> None:
+        with self._wake:
+            if writer not in self._pending:
+                self._pending.append(writer)
+                self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._pending and not self._stopped:
+                    self._wake.wait()
+                if self._stopped:
+                    return
+                writer = self._pending.pop(0)
+            writer.sync()
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopped = True
+            self._wake.notify()
+        self._thread.join()
+
+
+class _Watch(BaseSubscriber):
+    """Supplies the listed size/ETag to the transfer, times it, flushes it, queues its check."""
+
+    def __init__(self, file: RemoteFile, folder: Path, checker: ThreadPoolExecutor,
+                 flusher: _Flusher):
+        self.file, self.checker, self.flusher = file, checker, flusher
         self.writer = HashingWriter(Path(folder) / file.name, algorithms(file))
         self.started = time.perf_counter()
         self.check: Future | None = None
         self.done = threading.Event()
+        self._unflushed = 0
+
+    def on_progress(self, future, bytes_transferred, **kwargs):
+        self._unflushed += bytes_transferred  # racy across threads: only paces the flushes
+        if self._unflushed >= FLUSH_EVERY:
+            self._unflushed = 0
+            self.flusher.request(self.writer)
 
     def on_queued(self, future, **kwargs):
         future.meta.provide_transfer_size(self.file.size)
@@ -113,8 +159,9 @@ def _transfer(manager, bucket: str, watches: list[_Watch]) -> None:
 def fetch_all(client, bucket: str, files: tuple[RemoteFile, ...], folder: Path,
               config: TransferConfig) -> list[Fetched]:
     """Download files into folder concurrently; return them verified, in the given order."""
+    flusher = _Flusher()
     with ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="verify") as checker:
-        watches = [_Watch(file, folder, checker) for file in files]
+        watches = [_Watch(file, folder, checker, flusher) for file in files]
         try:
             with create_transfer_manager(client, config) as manager:
                 _transfer(manager, bucket, watches)
@@ -122,6 +169,7 @@ def fetch_all(client, bucket: str, files: tuple[RemoteFile, ...], folder: Path,
                 watch.done.wait()  # on_done may still be running after result() returned
             checked = [watch.check.result() for watch in watches]
         finally:
+            flusher.stop()
             for watch in watches:
                 watch.writer.close()
     return checked

@@ -55,6 +55,21 @@ def test_a_batch_lands_with_meta_labels_and_a_download_record(sot):
     assert not sot.proxy.requests("HEAD")  # sizes come from the listing
 
 
+def test_big_files_are_flushed_to_disk_while_they_download(sot, monkeypatch):
+    from services.downloader import transfer
+    from services.downloader.hashfile import HashingWriter
+
+    synced, real_sync = [], HashingWriter.sync
+    monkeypatch.setattr(transfer, "FLUSH_EVERY", 512 * 1024)
+    monkeypatch.setattr(HashingWriter, "sync",
+                        lambda self: (synced.append(self.path.name), real_sync(self)))
+    files = fake_batch(2_500_000)
+    sot.put_batch(files)
+    _download(sot)
+    assert "money_flows.parquet" in synced and "features.parquet" in synced
+    assert {k: v for k, v in tree_bytes(_folder(sot)).items() if k in files} == files
+
+
 def test_a_generated_batch_downloads_and_passes_the_contract(sot, tmp_path):
     from shared.contract import load_batch
     from shared.sample import generate_batch, write_sot

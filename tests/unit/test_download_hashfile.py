@@ -58,3 +58,11 @@ def test_a_file_shorter_than_its_size_is_an_error(tmp_path):
     _write(writer, _chunks()[:2])
     with pytest.raises(OSError, match="ended at byte 50000"):
         writer.hexdigests(len(DATA))
+
+
+def test_sync_flushes_while_open_and_is_a_no_op_once_closed(tmp_path):
+    writer = HashingWriter(tmp_path / "f", {"sha256"})
+    _write(writer, _chunks()[:2])
+    writer.sync()
+    writer.hexdigests(50_000)
+    writer.sync()  # closed: nothing to flush, no error
