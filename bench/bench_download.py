@@ -13,7 +13,7 @@ Both create their S3 client inside the timed part. Rounds alternate which goes
 first, and start after an os.sync(). Goal (issue 3): ours <= 1.25x bare, i.e. >= 0.8x
 bare throughput, judged on the ratio of the median times.
 
-    python bench/bench_download.py [--mb 100] [--rounds 5] [--alerts 20000]
+    python bench/bench_download.py [--mb 100] [--rounds 10] [--alerts 60000]
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=100, help="batch size to reach (MB)")
     parser.add_argument("--rounds", type=int, default=10, help="even: each side goes first as often")
-    parser.add_argument("--alerts", type=int, default=20000, help="alerts in the sample batch")
+    parser.add_argument("--alerts", type=int, default=60000, help="alerts in the sample batch")
     args = parser.parse_args()
     from services.ops.upload import upload_tree
 
