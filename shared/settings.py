@@ -60,6 +60,9 @@ class Settings:
     SOT_S3_MAX_ATTEMPTS: int = 5
     SOT_S3_RETRY_MODE: str = "adaptive"
     SOT_S3_MAX_CONCURRENCY: int = 8
+    SOT_S3_MULTIPART_THRESHOLD_MB: int = 8
+    SOT_S3_MULTIPART_CHUNK_MB: int = 8
+    SOT_REQUIRE_META: str = "auto"
 
     # Job chain (Redis + RQ).
     REDIS_URL: str = "redis://127.0.0.1:6379/0"
