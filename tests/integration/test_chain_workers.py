@@ -45,6 +45,7 @@ def test_heartbeat_is_touched_idle_and_busy_and_goes_stale_after_sigterm(chain_s
         wait_for(lambda: job.get_status() == JobStatus.FINISHED, what="the job to finish")
         health = cli("healthcheck", "worker", "download", env=process_env(s))
         assert health.returncode == 0, health.stderr
+        assert find_check(s) == 0  # the README's shell form of the same check
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
     finally:
@@ -52,7 +53,15 @@ def test_heartbeat_is_touched_idle_and_busy_and_goes_stale_after_sigterm(chain_s
     assert "warm shut down requested" in out
     stale = wait_for(lambda: cli("healthcheck", "worker", "download", env=process_env(s)).returncode == 1,
                      timeout=15, interval=0.5, what="the heartbeat to go stale")
-    assert stale
+    assert stale and find_check(s) == 1
+
+
+def find_check(settings) -> int:
+    """The README's `find -newermt` healthcheck, with the limit of three heartbeat intervals."""
+    limit = 3 * settings.HEARTBEAT_INTERVAL
+    script = (f'find "$HEARTBEAT_DIR" -name "download-$(hostname)" -newermt "-{limit} seconds" '
+              f'| grep -q .')
+    return subprocess.run(["bash", "-c", script], env=process_env(settings)).returncode
 
 
 def test_healthcheck_fails_when_no_worker_ever_ran(chain_settings):
