@@ -1,0 +1,111 @@
+"""One input date folder as the processor reads it: validated Arrow tables, META.json, checksums.
+
+Arrow, not pandas: at a million alerts, converting list and string columns to
+Python objects costs more than the models' predictions. Only the columns the
+features use are read from features and money_flows; alerts and clusters are
+read whole because they are written back out with their scores.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shared import contract
+from shared.contract import ContractError
+from shared.storage import sha256_file
+
+log = logging.getLogger(__name__)
+
+_NUMERIC = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal, pa.types.is_boolean)
+_NOT_FEATURES = {"window_days", "processing_date", "community_id"}
+
+# Address feature columns the processor may use; any of them may be absent.
+FEATURE_COLUMNS = tuple(
+    f.name for f in contract.FEATURES_SCHEMA
+    if any(check(f.type) for check in _NUMERIC) and f.name not in _NOT_FEATURES
+) + contract.LEGACY_FEATURE_COLUMNS
+
+FLOW_COLUMNS = ("tx_count", "amount_usd_sum", "is_bidirectional", "reciprocity_ratio")
+
+
+@dataclass
+class Inputs:
+    """The validated tables of one date; money_flows is None when the optional file is absent."""
+
+    folder: Path
+    alerts: pa.Table
+    features: pa.Table
+    clusters: pa.Table
+    money_flows: pa.Table | None
+    meta: dict
+
+
+def read_meta(folder: Path) -> dict:
+    """META.json of a date folder as a dict ({} when absent)."""
+    path = Path(folder) / contract.META_FILE
+    if not path.is_file():
+        return {}
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ContractError(path, f"not readable JSON ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise ContractError(path, "is not a JSON object")
+    return meta
+
+
+def load_inputs(folder: Path | str) -> Inputs:
+    """Read and validate a date folder for processing, or raise ContractError naming the problem."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ContractError(folder, "date folder does not exist")
+    flows = None
+    if (folder / contract.MONEY_FLOWS_FILE).exists():
+        flows = contract.read_arrow(folder, contract.MONEY_FLOWS, FLOW_COLUMNS)
+    else:
+        log.warning("%s: optional %s is absent; money-flow features will be NaN",
+                    folder, contract.MONEY_FLOWS_FILE)
+    return Inputs(
+        folder=folder,
+        alerts=contract.read_arrow(folder, contract.ALERTS),
+        features=contract.read_arrow(folder, contract.FEATURES, FEATURE_COLUMNS),
+        clusters=contract.read_arrow(folder, contract.CLUSTERS),
+        money_flows=flows,
+        meta=read_meta(folder),
+    )
+
+
+def checksums(folder: Path) -> dict[str, str]:
+    """sha256 of each batch file present in the folder (META.json included)."""
+    names = (*contract.BATCH_FILES, contract.META_FILE)
+    return {name: sha256_file(Path(folder) / name)
+            for name in names if (Path(folder) / name).is_file()}
+
+
+def _single_value(inputs: Inputs, column: str):
+    values = pc.unique(inputs.alerts.column(column)).drop_null().to_pylist()
+    if len(values) > 1:
+        shown = ", ".join(map(str, sorted(values)[:5]))
+        raise ContractError(inputs.folder / contract.ALERTS_FILE,
+                            f"column {column!r} holds several values ({shown}); one batch has one")
+    return values[0] if values else None
+
+
+def batch_identity(inputs: Inputs, processing_date: str, default_network: str,
+                   default_window: int) -> tuple[str, int]:
+    """(network, window_days) of the batch; the alerts' processing_date must be the one asked for."""
+    found = _single_value(inputs, "processing_date")
+    if found is not None and str(found) != processing_date:
+        raise ContractError(inputs.folder / contract.ALERTS_FILE,
+                            f"processing_date is {found}, not the requested {processing_date}")
+    window = _single_value(inputs, "window_days")
+    if window is None:
+        window = inputs.meta.get("window_days", default_window)
+    network = inputs.meta.get("network") or default_network
+    return str(network), int(window)

@@ -1,0 +1,124 @@
+"""process_batch: score, rank and publish one date from its input folder.
+
+Reads input/{date}/, builds features, scores alerts (alert scorer), ranks them
+(alert ranker), scores clusters (cluster scorer), checks every score, then writes
+output/{date}/ into a staging folder and publishes it with one atomic rename. Any
+failure before the rename leaves the previous result as it was.
+
+alerts_ranked orders alerts by the ranker (the model trained for ordering); its
+`score` column is the ranker's output mapped monotonically into [0, 1], and the
+ranks are computed from that published score, so rank 1 is always its highest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from pathlib import Path
+
+from services.processor import outputs
+from services.processor.features import alert_features, cluster_features, link
+from services.processor.inputs import batch_identity, checksums, load_inputs
+from services.processor.models import Models, load_models
+from shared.settings import Settings
+from shared.storage import (ALERTS_RANKED, ALERTS_SCORED, CLUSTERS_SCORED, METADATA, date_dir,
+                            parse_date, publish, staging_dir)
+
+log = logging.getLogger(__name__)
+
+
+class Steps:
+    """Wall-clock seconds of each named step, logged as they finish."""
+
+    def __init__(self, subject: str):
+        self.subject = subject
+        self.seconds: dict[str, float] = {}
+        self.started = time.perf_counter()
+
+    @contextlib.contextmanager
+    def step(self, name: str):
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - started, 4)
+        log.info("%s: %s took %.2fs", self.subject, name, self.seconds[name])
+
+    def total(self) -> dict[str, float]:
+        """The step timings plus the total so far."""
+        return {**self.seconds, "total": round(time.perf_counter() - self.started, 4)}
+
+
+def _score(models: Models, inputs, steps: Steps) -> dict:
+    """Features and the three models' scores (all checked) of one date."""
+    n_alerts, n_clusters = inputs.alerts.num_rows, inputs.clusters.num_rows
+    with steps.step("features"):
+        links = link(inputs.alerts, inputs.features, inputs.clusters)
+        alerts = alert_features(inputs.alerts, inputs.features, inputs.clusters,
+                                inputs.money_flows, links)
+        clusters = cluster_features(inputs.clusters, inputs.alerts, inputs.features,
+                                    inputs.money_flows, links, alerts)
+    log.info("%s: %d alert and %d cluster feature columns", steps.subject, alerts.shape[1],
+             clusters.shape[1])
+    with steps.step("score_alerts"):
+        alert_scores = models.alert_scorer.predict(alerts)
+    with steps.step("rank_alerts"):
+        rank_scores = outputs.sigmoid(models.alert_ranker.predict(alerts, raw=True))
+    del alerts
+    with steps.step("score_clusters"):
+        cluster_scores = models.cluster_scorer.predict(clusters)
+    outputs.check_scores(models.alert_scorer.tag, alert_scores, n_alerts)
+    outputs.check_scores(models.alert_ranker.tag, rank_scores, n_alerts)
+    outputs.check_scores(models.cluster_scorer.tag, cluster_scores, n_clusters)
+    return {"alerts": alert_scores, "ranking": rank_scores, "clusters": cluster_scores}
+
+
+def _write(folder: Path, inputs, scores: dict, models: Models) -> None:
+    """Write the three result tables into a (staging) folder."""
+    versions = models.versions()
+    outputs.write_parquet(outputs.with_scores(inputs.alerts, scores["alerts"],
+                                              versions["alert_scorer"]), folder / ALERTS_SCORED)
+    outputs.write_parquet(outputs.ranked(inputs.alerts.column("alert_id"), scores["ranking"],
+                                         versions["alert_ranker"]), folder / ALERTS_RANKED)
+    outputs.write_parquet(outputs.with_scores(inputs.clusters, scores["clusters"],
+                                              versions["cluster_scorer"]), folder / CLUSTERS_SCORED)
+
+
+def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date: str,
+                  models_dir: Path | str | None = None, models: Models | None = None,
+                  settings: Settings | None = None) -> dict:
+    """Score, rank and publish one date; returns the metadata written to metadata.json."""
+    settings = settings or Settings()
+    parse_date(processing_date)
+    source, target = date_dir(input_dir, processing_date), date_dir(output_dir, processing_date)
+    steps = Steps(f"batch {processing_date}")
+    if models is None:
+        with steps.step("load_models"):
+            models = load_models(models_dir or settings.MODELS_DIR)
+    with steps.step("read"):
+        inputs = load_inputs(source)
+        network, window = batch_identity(inputs, processing_date, settings.NETWORK,
+                                         settings.WINDOW_DAYS)
+    log.info("batch %s: read %d alerts, %d clusters, %d address rows, %s money flows (%s, %dd)",
+             processing_date, inputs.alerts.num_rows, inputs.clusters.num_rows,
+             inputs.features.num_rows,
+             inputs.money_flows.num_rows if inputs.money_flows is not None else "no",
+             network, window)
+    scores = _score(models, inputs, steps)
+    with steps.step("checksums"):
+        sums = checksums(source)
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    with staging_dir(target) as tmp:
+        with steps.step("write"):
+            _write(tmp, inputs, scores, models)
+        metadata = {
+            "processing_date": processing_date, "network": network, "window_days": window,
+            "alert_count": inputs.alerts.num_rows, "cluster_count": inputs.clusters.num_rows,
+            "model_versions": models.versions(), "timestamp": outputs.utc_timestamp(),
+            "input_sha256": sums, "timings_s": steps.total(),
+        }
+        outputs.write_metadata(metadata, tmp / METADATA)
+    # Outside the block: once the rename is done, tmp is the live version and must stay.
+    publish(tmp, target)
+    log.info("batch %s: published %s (%d alerts, %d clusters) in %.2fs", processing_date, target,
+             metadata["alert_count"], metadata["cluster_count"], metadata["timings_s"]["total"])
+    return metadata
