@@ -160,3 +160,26 @@ def write_synthetic_date(root, date: str, n_alerts: int = 400, seed: int = 0,
     pq.write_table(_random_features(addresses, rng, risky), folder / contract.FEATURES_FILE)
     pq.write_table(clusters, folder / contract.CLUSTERS_FILE)
     pq.write_table(labels, folder / contract.LABELS_FILE)
+
+
+SYNTHETIC_DATES = ("2025-10-01", "2025-10-02", "2025-10-03")
+
+
+def quick_specs(rounds: int = 15):
+    """The real model specs with few boosting rounds (fast tests)."""
+    from services.processor.train import SPECS, ModelSpec
+
+    return tuple(ModelSpec(s.name, s.rows, s.params, rounds) for s in SPECS)
+
+
+def train_tiny(root, n_alerts: int = 600, **kwargs):
+    """Synthetic dates under root/input and quickly trained models under root/models."""
+    from pathlib import Path
+
+    from services.processor.train import train_models
+
+    root = Path(root)
+    for i, date in enumerate(SYNTHETIC_DATES):
+        write_synthetic_date(root / "input", date, n_alerts, seed=i, **kwargs)
+    return train_models(root / "input", list(SYNTHETIC_DATES), root / "models",
+                        specs=quick_specs())

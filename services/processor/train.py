@@ -150,18 +150,19 @@ def _parts(spec: ModelSpec, train: list[DateData], valid: list[DateData]) -> tup
 
 
 def train_models(input_dir: Path | str, dates: list[str], models_dir: Path | str,
-                 version: str = "1.0.0", report_dir: Path | str | None = None) -> dict:
-    """Train, validate and save the three models; returns the validation metrics by model."""
+                 version: str = "1.0.0", report_dir: Path | str | None = None,
+                 specs: tuple[ModelSpec, ...] = SPECS) -> dict:
+    """Train, validate and save the models; returns the validation metrics by model."""
     if not VERSION_RE.match(version):
         raise TrainingError(f"model version {version!r} is not in X.Y.Z form")
     train_dates, valid_dates = split_dates(dates)
     data = {d: load_date(Path(input_dir), d) for d in sorted(dates)}
     train, valid = [data[d] for d in train_dates], [data[d] for d in valid_dates]
-    parts = {spec.name: _parts(spec, train, valid) for spec in SPECS}  # refuse before any work
+    parts = {spec.name: _parts(spec, train, valid) for spec in specs}  # refuse before any work
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     results = []
-    for spec in SPECS:
+    for spec in specs:
         train_part, valid_part = parts[spec.name]
         booster = fit(spec, train_part)
         metrics, scores = evaluate(booster, valid_part)
