@@ -183,3 +183,12 @@ def train_tiny(root, n_alerts: int = 600, **kwargs):
         write_synthetic_date(root / "input", date, n_alerts, seed=i, **kwargs)
     return train_models(root / "input", list(SYNTHETIC_DATES), root / "models",
                         specs=quick_specs())
+
+
+def generated_input(input_dir, date: str = DATE, n_alerts: int = 3000, seed: int = 11):
+    """A generated sample date laid out as a download would (input_dir/{date}/)."""
+    from shared.sample import generate_batch, write_input
+
+    write_input(generate_batch("bitcoin", date, window_days=7, n_alerts=n_alerts, seed=seed),
+                input_dir)
+    return input_dir
