@@ -66,9 +66,9 @@ class Links:
     reference_ms: float            # the batch's processing date (window end) in epoch ms
 
 
-def floats(column) -> np.ndarray:
-    """An Arrow column as a float64 numpy array, nulls as NaN."""
-    return column.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)
+def floats(column, dtype=pa.float64()) -> np.ndarray:
+    """An Arrow column as a float numpy array (float64 unless told), nulls as NaN."""
+    return column.cast(dtype, safe=False).to_numpy(zero_copy_only=False)
 
 
 def _positions(values, value_set) -> np.ndarray:
@@ -120,7 +120,7 @@ def _unique_pairs(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.n
     """Distinct (left, right) pairs whose right side was found (>= 0)."""
     keep = right >= 0
     width = int(right.max(initial=0)) + 1
-    pairs = np.unique(left[keep] * width + right[keep])
+    pairs = grouping.unique(left[keep] * width + right[keep])
     return pairs // width, pairs % width
 
 
@@ -132,16 +132,19 @@ def _reference_ms(alerts: pa.Table) -> float:
 def link(alerts: pa.Table, features: pa.Table, clusters: pa.Table) -> Links:
     """Resolve addresses and cluster memberships to positions once for all features."""
     encoded = alerts.column("address").combine_chunks().cast(pa.string()).dictionary_encode()
+    alert_address = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     rows, ids = _with_scalar(clusters, *_flatten(clusters, "related_alert_ids"),
                              "primary_alert_id")
     member_cluster, member_alert = _unique_pairs(rows, _positions(ids, alerts.column("alert_id")))
-    rows, addresses = _with_scalar(clusters, *_flatten(clusters, "addresses_involved"),
-                                   "primary_address")
-    involved_cluster, involved_row = _unique_pairs(
-        rows, _positions(addresses, features.column("address")))
+    rows, involved = _with_scalar(clusters, *_flatten(clusters, "addresses_involved"),
+                                  "primary_address")
+    # One hash lookup into features.address serves the alerts' and the clusters' addresses.
+    n_addresses = len(encoded.dictionary)
+    found = _positions(pa.chunked_array([encoded.dictionary, involved], pa.string()),
+                       features.column("address"))
+    involved_cluster, involved_row = _unique_pairs(rows, found[n_addresses:])
     return Links(
-        alert_row=_positions(alerts.column("address"), features.column("address")),
-        alert_address=encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64),
+        alert_row=found[:n_addresses][alert_address], alert_address=alert_address,
         addresses=encoded.dictionary,
         member_cluster=member_cluster, member_alert=member_alert,
         involved_cluster=involved_cluster, involved_row=involved_row,
@@ -191,15 +194,16 @@ def _alert_own(alerts: pa.Table) -> dict[str, np.ndarray]:
 def _address_columns(features: pa.Table, rows: np.ndarray, reference_ms: float,
                      prefix: str = "addr_") -> dict[str, np.ndarray]:
     """The address features of each row's address (NaN when the address has no features row)."""
+    lookup = grouping.Lookup(rows)
     cols = {}
     for name in FEATURE_COLUMNS:
         if name not in features.column_names:
             continue
-        values = grouping.take(floats(features.column(name)), rows)
-        if name in _TIMESTAMPS:
+        if name in _TIMESTAMPS:  # epoch ms need float64; the age in days fits float32
+            values = lookup.take(floats(features.column(name)))
             cols[prefix + _TIMESTAMPS[name]] = (reference_ms - values) / MS_PER_DAY
         else:
-            cols[prefix + name] = values
+            cols[prefix + name] = lookup.take(floats(features.column(name), pa.float32()))
     return cols
 
 
@@ -216,7 +220,12 @@ def _peer_stats(own: dict[str, np.ndarray], links: Links) -> dict[str, np.ndarra
     }
     if "alert_severity" in own:
         per_address["peer_severity_max"] = grouping.maximum(group, own["alert_severity"], n)
-    return {name: values[group] for name, values in per_address.items()}
+    return _per_alert(per_address, group)
+
+
+def _per_alert(per_address: dict[str, np.ndarray], group: np.ndarray) -> dict[str, np.ndarray]:
+    """Spread per-address values to the alerts (as float32: half the bytes to move)."""
+    return {name: values.astype(np.float32)[group] for name, values in per_address.items()}
 
 
 def _cluster_sizes(clusters: pa.Table) -> np.ndarray:
@@ -236,8 +245,9 @@ def _membership(clusters: pa.Table, links: Links, n_alerts: int) -> dict[str, np
 def _flow_stats(flows: pa.Table, links: Links) -> dict[str, np.ndarray]:
     """Money-flow aggregates per alert address (rows are directed pairs, one per counterparty)."""
     n = len(links.addresses)
-    out_code = _positions(flows.column("from_address"), links.addresses)
-    in_code = _positions(flows.column("to_address"), links.addresses)
+    ends = flows.column("from_address").chunks + flows.column("to_address").chunks
+    found = _positions(pa.chunked_array(ends, pa.string()), links.addresses)  # one hash table
+    out_code, in_code = found[:flows.num_rows], found[flows.num_rows:]
     usd, tx = _column(flows, "amount_usd_sum"), _column(flows, "tx_count")
     bidir = _column(flows, "is_bidirectional")
     stats = {
@@ -259,7 +269,7 @@ def _flow_stats(flows: pa.Table, links: Links) -> dict[str, np.ndarray]:
     reciprocity = _column(flows, "reciprocity_ratio")
     stats["flow_reciprocity_mean"] = grouping.mean(
         np.concatenate([out_code, in_code]), np.concatenate([reciprocity, reciprocity]), n)
-    return {name: values[links.alert_address] for name, values in stats.items()}
+    return _per_alert(stats, links.alert_address)
 
 
 def alert_features(alerts: pa.Table, features: pa.Table, clusters: pa.Table,

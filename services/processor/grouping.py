@@ -44,18 +44,40 @@ def maximum(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def unique(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of an integer array (sort-based: faster than np.unique's hashing)."""
+    ordered = np.sort(values)
+    keep = np.empty(len(ordered), dtype=bool)
+    keep[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
 def distinct(codes: np.ndarray, keys: np.ndarray, n: int) -> np.ndarray:
     """Number of distinct non-negative integer keys per group."""
     keep = (codes >= 0) & (keys >= 0)
     width = int(keys.max(initial=0)) + 1
-    pairs = np.unique(codes[keep].astype(np.int64) * width + keys[keep].astype(np.int64))
+    pairs = unique(codes[keep].astype(np.int64) * width + keys[keep].astype(np.int64))
     return np.bincount(pairs // width, minlength=n).astype(np.float64)
+
+
+class Lookup:
+    """Positions into a table (-1 = not found), prepared once to gather many columns."""
+
+    def __init__(self, positions: np.ndarray):
+        self.index = np.maximum(positions, 0)
+        self.missing = np.flatnonzero(positions < 0)
+        self.size = len(positions)
+
+    def take(self, values: np.ndarray) -> np.ndarray:
+        """values at the positions (float values), NaN where not found."""
+        if len(values) == 0:
+            return np.full(self.size, np.nan, dtype=values.dtype)
+        out = values[self.index]
+        out[self.missing] = np.nan
+        return out
 
 
 def take(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """values[positions] for float values, NaN where the position is -1 (not found)."""
-    if len(values) == 0:
-        return np.full(len(positions), np.nan, dtype=values.dtype)
-    out = values[np.maximum(positions, 0)]
-    out[positions < 0] = np.nan
-    return out
+    return Lookup(positions).take(values)

@@ -15,7 +15,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import pyarrow as pa
 
 from services.processor import outputs
 from services.processor.features import alert_features, cluster_features, link
@@ -48,39 +51,93 @@ class Steps:
         return {**self.seconds, "total": round(time.perf_counter() - self.started, 4)}
 
 
-def _score(models: Models, inputs, steps: Steps) -> dict:
-    """Features and the three models' scores (all checked) of one date."""
-    n_alerts, n_clusters = inputs.alerts.num_rows, inputs.clusters.num_rows
+def _features(inputs, steps: Steps):
+    """Alert and cluster feature frames; the address and flow tables are dropped afterwards."""
     with steps.step("features"):
         links = link(inputs.alerts, inputs.features, inputs.clusters)
         alerts = alert_features(inputs.alerts, inputs.features, inputs.clusters,
                                 inputs.money_flows, links)
         clusters = cluster_features(inputs.clusters, inputs.alerts, inputs.features,
                                     inputs.money_flows, links, alerts)
+    inputs.features = inputs.money_flows = None  # frees their memory before predicting
+    pa.default_memory_pool().release_unused()  # and hands it back to the OS (peak RSS)
     log.info("%s: %d alert and %d cluster feature columns", steps.subject, alerts.shape[1],
              clusters.shape[1])
+    return alerts, clusters
+
+
+def _score(models: Models, inputs, steps: Steps) -> dict:
+    """The three models' scores (all checked) of one date."""
+    n_alerts, n_clusters = inputs.alerts.num_rows, inputs.clusters.num_rows
+    alerts, clusters = _features(inputs, steps)
+    scorer, ranker = models.alert_scorer, models.alert_ranker
     with steps.step("score_alerts"):
-        alert_scores = models.alert_scorer.predict(alerts)
+        matrix = scorer.matrix(alerts)
+        alert_scores = scorer.predict_matrix(matrix)
     with steps.step("rank_alerts"):
-        rank_scores = outputs.sigmoid(models.alert_ranker.predict(alerts, raw=True))
-    del alerts
+        if ranker.features != scorer.features:  # the same list (the usual case) shares one matrix
+            matrix = ranker.matrix(alerts)
+        del alerts
+        rank_scores = outputs.sigmoid(ranker.predict_matrix(matrix, raw=True))
+    del matrix
     with steps.step("score_clusters"):
         cluster_scores = models.cluster_scorer.predict(clusters)
-    outputs.check_scores(models.alert_scorer.tag, alert_scores, n_alerts)
-    outputs.check_scores(models.alert_ranker.tag, rank_scores, n_alerts)
+    outputs.check_scores(scorer.tag, alert_scores, n_alerts)
+    outputs.check_scores(ranker.tag, rank_scores, n_alerts)
     outputs.check_scores(models.cluster_scorer.tag, cluster_scores, n_clusters)
     return {"alerts": alert_scores, "ranking": rank_scores, "clusters": cluster_scores}
 
 
 def _write(folder: Path, inputs, scores: dict, models: Models) -> None:
-    """Write the three result tables into a (staging) folder."""
+    """Write the three result tables into a (staging) folder, one thread each."""
     versions = models.versions()
-    outputs.write_parquet(outputs.with_scores(inputs.alerts, scores["alerts"],
-                                              versions["alert_scorer"]), folder / ALERTS_SCORED)
-    outputs.write_parquet(outputs.ranked(inputs.alerts.column("alert_id"), scores["ranking"],
-                                         versions["alert_ranker"]), folder / ALERTS_RANKED)
-    outputs.write_parquet(outputs.with_scores(inputs.clusters, scores["clusters"],
-                                              versions["cluster_scorer"]), folder / CLUSTERS_SCORED)
+    jobs = [
+        (lambda: outputs.with_scores(inputs.alerts, scores["alerts"], versions["alert_scorer"]),
+         ALERTS_SCORED),
+        (lambda: outputs.ranked(inputs.alerts.column("alert_id"), scores["ranking"],
+                                versions["alert_ranker"]), ALERTS_RANKED),
+        (lambda: outputs.with_scores(inputs.clusters, scores["clusters"],
+                                     versions["cluster_scorer"]), CLUSTERS_SCORED),
+    ]
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        done = [pool.submit(lambda job=job, name=name: outputs.write_parquet(job(), folder / name))
+                for job, name in jobs]
+        for future in done:
+            future.result()  # re-raises a writer's error here
+
+
+def _timed_checksums(source: Path) -> tuple[dict, float]:
+    started = time.perf_counter()
+    return checksums(source), round(time.perf_counter() - started, 4)
+
+
+def _read(source: Path, processing_date: str, settings: Settings, steps: Steps):
+    with steps.step("read"):
+        inputs = load_inputs(source)
+        network, window = batch_identity(inputs, processing_date, settings.NETWORK,
+                                         settings.WINDOW_DAYS)
+    pa.default_memory_pool().release_unused()  # decode buffers and pre-cast decimals
+    log.info("batch %s: read %d alerts, %d clusters, %d address rows, %s money flows (%s, %dd)",
+             processing_date, inputs.alerts.num_rows, inputs.clusters.num_rows,
+             inputs.features.num_rows,
+             inputs.money_flows.num_rows if inputs.money_flows is not None else "no",
+             network, window)
+    return inputs, network, window
+
+
+def _publish(target: Path, inputs, scores: dict, models: Models, metadata: dict,
+             steps: Steps) -> dict:
+    """Write everything into a staging folder, then swap it in with one rename."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with staging_dir(target) as tmp:
+        with steps.step("write"):
+            _write(tmp, inputs, scores, models)
+        metadata = {**metadata, "timestamp": outputs.utc_timestamp(),
+                    "timings_s": steps.total()}
+        outputs.write_metadata(metadata, tmp / METADATA)
+    # Outside the block: once the rename is done, tmp is the live version and must stay.
+    publish(tmp, target)
+    return metadata
 
 
 def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date: str,
@@ -94,31 +151,18 @@ def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date
     if models is None:
         with steps.step("load_models"):
             models = load_models(models_dir or settings.MODELS_DIR)
-    with steps.step("read"):
-        inputs = load_inputs(source)
-        network, window = batch_identity(inputs, processing_date, settings.NETWORK,
-                                         settings.WINDOW_DAYS)
-    log.info("batch %s: read %d alerts, %d clusters, %d address rows, %s money flows (%s, %dd)",
-             processing_date, inputs.alerts.num_rows, inputs.clusters.num_rows,
-             inputs.features.num_rows,
-             inputs.money_flows.num_rows if inputs.money_flows is not None else "no",
-             network, window)
-    scores = _score(models, inputs, steps)
-    with steps.step("checksums"):
-        sums = checksums(source)
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
-    with staging_dir(target) as tmp:
-        with steps.step("write"):
-            _write(tmp, inputs, scores, models)
-        metadata = {
-            "processing_date": processing_date, "network": network, "window_days": window,
-            "alert_count": inputs.alerts.num_rows, "cluster_count": inputs.clusters.num_rows,
-            "model_versions": models.versions(), "timestamp": outputs.utc_timestamp(),
-            "input_sha256": sums, "timings_s": steps.total(),
-        }
-        outputs.write_metadata(metadata, tmp / METADATA)
-    # Outside the block: once the rename is done, tmp is the live version and must stay.
-    publish(tmp, target)
+    # A thread per call (not a module-level pool: RQ forks, and pool threads do not survive
+    # a fork). Hashing runs beside the single-threaded feature work instead of after it.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="checksums") as pool:
+        hashing = pool.submit(_timed_checksums, source)
+        inputs, network, window = _read(source, processing_date, settings, steps)
+        scores = _score(models, inputs, steps)
+        sums, steps.seconds["checksums"] = hashing.result()
+    metadata = _publish(target, inputs, scores, models, {
+        "processing_date": processing_date, "network": network, "window_days": window,
+        "alert_count": inputs.alerts.num_rows, "cluster_count": inputs.clusters.num_rows,
+        "model_versions": models.versions(), "timestamp": None, "input_sha256": sums,
+        "timings_s": None}, steps)
     log.info("batch %s: published %s (%d alerts, %d clusters) in %.2fs", processing_date, target,
              metadata["alert_count"], metadata["cluster_count"], metadata["timings_s"]["total"])
     return metadata

@@ -27,8 +27,9 @@ from shared.storage import sha256_file
 
 log = logging.getLogger(__name__)
 
+RANKING_OBJECTIVES = ("lambdarank", "rank_xendcg")
 MIN_CLASS_ROWS = 10  # fewer positives (or negatives) than this is no basis for a model
-TRAIN_THREADS = 2    # fixed, so the trees do not depend on the machine's core count
+TRAIN_THREADS = 1  # fixed (trees never depend on core count); OpenMP spin-waits badly on busy 2-core hosts
 SEED = 20251026
 
 COMMON_PARAMS = {
@@ -52,7 +53,7 @@ class ModelSpec:
 SPECS = (
     ModelSpec(ALERT_SCORER, "alerts", {**COMMON_PARAMS, "objective": "binary"}, 300),
     ModelSpec(ALERT_RANKER, "alerts", {
-        **COMMON_PARAMS, "objective": "lambdarank", "lambdarank_truncation_level": 200,
+        **COMMON_PARAMS, "objective": "lambdarank", "lambdarank_truncation_level": 1000,
         "eval_at": [10, 100]}, 300),
     ModelSpec(CLUSTER_SCORER, "clusters", {
         **COMMON_PARAMS, "objective": "binary", "num_leaves": 15, "min_data_in_leaf": 20}, 200),
@@ -72,7 +73,7 @@ def check_classes(name: str, part: Part, where: str) -> None:
 def _dataset(spec: ModelSpec, part: Part, names: list[str]):
     import lightgbm
 
-    group = part.groups() if spec.params["objective"] == "lambdarank" else None
+    group = part.groups() if spec.params["objective"] in RANKING_OBJECTIVES else None
     return lightgbm.Dataset(
         to_matrix(part.frame, names), label=part.label, group=group, feature_name=names,
         categorical_feature=[c for c in CATEGORICAL if c in names],
