@@ -53,7 +53,7 @@ class ModelSpec:
 SPECS = (
     ModelSpec(ALERT_SCORER, "alerts", {**COMMON_PARAMS, "objective": "binary"}, 300),
     ModelSpec(ALERT_RANKER, "alerts", {
-        **COMMON_PARAMS, "objective": "lambdarank", "lambdarank_truncation_level": 1000,
+        **COMMON_PARAMS, "objective": "lambdarank", "lambdarank_truncation_level": 3000,
         "eval_at": [10, 100]}, 300),
     ModelSpec(CLUSTER_SCORER, "clusters", {
         **COMMON_PARAMS, "objective": "binary", "num_leaves": 15, "min_data_in_leaf": 20}, 200),
