@@ -78,7 +78,7 @@ def run_floor(input_dir: str, models_dir: str, queue) -> None:
 
     models = load_models(models_dir)
     inputs = load_inputs(Path(input_dir) / DATE)
-    links = link(inputs.alerts, inputs.features, inputs.clusters)
+    links = link(inputs.alerts, inputs.features, inputs.clusters, inputs.money_flows)
     alerts = alert_features(inputs.alerts, inputs.features, inputs.clusters, inputs.money_flows,
                             links)
     clusters = cluster_features(inputs.clusters, inputs.alerts, inputs.features,

@@ -64,7 +64,7 @@ def load_date(input_dir: Path, date: str) -> DateData:
     started = time.perf_counter()
     folder = date_dir(input_dir, date)
     inputs = load_inputs(folder)
-    links = link(inputs.alerts, inputs.features, inputs.clusters)
+    links = link(inputs.alerts, inputs.features, inputs.clusters, inputs.money_flows)
     alerts = alert_features(inputs.alerts, inputs.features, inputs.clusters, inputs.money_flows,
                             links)
     clusters = cluster_features(inputs.clusters, inputs.alerts, inputs.features,

@@ -11,6 +11,7 @@ model fills NaN for a feature it was trained with). Labels never enter here.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +65,7 @@ class Links:
     involved_cluster: np.ndarray   # (cluster, features row) pairs of clusters' addresses found
     involved_row: np.ndarray
     reference_ms: float            # the batch's processing date (window end) in epoch ms
+    flow_codes: tuple[np.ndarray, np.ndarray] | None = None  # flows' sender/receiver codes
 
 
 def floats(column, dtype=pa.float64()) -> np.ndarray:
@@ -129,26 +131,53 @@ def _reference_ms(alerts: pa.Table) -> float:
     return float(latest) * MS_PER_DAY if latest is not None else np.nan
 
 
-def link(alerts: pa.Table, features: pa.Table, clusters: pa.Table) -> Links:
-    """Resolve addresses and cluster memberships to positions once for all features."""
-    encoded = alerts.column("address").combine_chunks().cast(pa.string()).dictionary_encode()
-    alert_address = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+def _members(alerts: pa.Table, clusters: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """(cluster, alert position) pairs of the clusters' member alerts found in the batch."""
     rows, ids = _with_scalar(clusters, *_flatten(clusters, "related_alert_ids"),
                              "primary_alert_id")
-    member_cluster, member_alert = _unique_pairs(rows, _positions(ids, alerts.column("alert_id")))
+    return _unique_pairs(rows, _positions(ids, alerts.column("alert_id")))
+
+
+def _address_rows(addresses: pa.Array, clusters: pa.Table, features: pa.Table):
+    """Features rows of the distinct alert addresses, and (cluster, row) pairs of clusters."""
     rows, involved = _with_scalar(clusters, *_flatten(clusters, "addresses_involved"),
                                   "primary_address")
-    # One hash lookup into features.address serves the alerts' and the clusters' addresses.
-    n_addresses = len(encoded.dictionary)
-    found = _positions(pa.chunked_array([encoded.dictionary, involved], pa.string()),
+    # One hash table over features.address serves the alerts' and the clusters' addresses.
+    found = _positions(pa.chunked_array([addresses, involved], pa.string()),
                        features.column("address"))
-    involved_cluster, involved_row = _unique_pairs(rows, found[n_addresses:])
+    return found[:len(addresses)], _unique_pairs(rows, found[len(addresses):])
+
+
+def _flow_codes(flows: pa.Table, addresses: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Codes (among the alert addresses) of each flow's sender and receiver, -1 for others."""
+    ends = flows.column("from_address").chunks + flows.column("to_address").chunks
+    found = _positions(pa.chunked_array(ends, pa.string()), addresses)  # one hash table
+    return found[:flows.num_rows], found[flows.num_rows:]
+
+
+def link(alerts: pa.Table, features: pa.Table, clusters: pa.Table,
+         money_flows: pa.Table | None = None) -> Links:
+    """Resolve addresses and memberships to positions once for all features.
+
+    The string hash lookups are the costly part and independent of each other, so
+    they run side by side (Arrow releases the GIL while hashing).
+    """
+    encoded = alerts.column("address").combine_chunks().cast(pa.string()).dictionary_encode()
+    alert_address = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="link") as pool:
+        members = pool.submit(_members, alerts, clusters)
+        rows = pool.submit(_address_rows, encoded.dictionary, clusters, features)
+        flows = pool.submit(_flow_codes, money_flows, encoded.dictionary) \
+            if money_flows is not None else None
+        address_row, (involved_cluster, involved_row) = rows.result()
+        member_cluster, member_alert = members.result()
+        flow_codes = flows.result() if flows is not None else None
     return Links(
-        alert_row=found[:n_addresses][alert_address], alert_address=alert_address,
+        alert_row=address_row[alert_address], alert_address=alert_address,
         addresses=encoded.dictionary,
         member_cluster=member_cluster, member_alert=member_alert,
         involved_cluster=involved_cluster, involved_row=involved_row,
-        reference_ms=_reference_ms(alerts),
+        reference_ms=_reference_ms(alerts), flow_codes=flow_codes,
     )
 
 
@@ -245,9 +274,7 @@ def _membership(clusters: pa.Table, links: Links, n_alerts: int) -> dict[str, np
 def _flow_stats(flows: pa.Table, links: Links) -> dict[str, np.ndarray]:
     """Money-flow aggregates per alert address (rows are directed pairs, one per counterparty)."""
     n = len(links.addresses)
-    ends = flows.column("from_address").chunks + flows.column("to_address").chunks
-    found = _positions(pa.chunked_array(ends, pa.string()), links.addresses)  # one hash table
-    out_code, in_code = found[:flows.num_rows], found[flows.num_rows:]
+    out_code, in_code = links.flow_codes or _flow_codes(flows, links.addresses)
     usd, tx = _column(flows, "amount_usd_sum"), _column(flows, "tx_count")
     bidir = _column(flows, "is_bidirectional")
     stats = {
@@ -275,7 +302,7 @@ def _flow_stats(flows: pa.Table, links: Links) -> dict[str, np.ndarray]:
 def alert_features(alerts: pa.Table, features: pa.Table, clusters: pa.Table,
                    money_flows: pa.Table | None = None, links: Links | None = None) -> pd.DataFrame:
     """One feature row per alert, in the alerts' row order."""
-    links = links if links is not None else link(alerts, features, clusters)
+    links = links if links is not None else link(alerts, features, clusters, money_flows)
     own = _alert_own(alerts)
     cols = dict(own)
     cols.update(_address_columns(features, links.alert_row, links.reference_ms))
@@ -339,7 +366,7 @@ def cluster_features(clusters: pa.Table, alerts: pa.Table, features: pa.Table,
                      money_flows: pa.Table | None = None, links: Links | None = None,
                      alert_frame: pd.DataFrame | None = None) -> pd.DataFrame:
     """One feature row per cluster, in the clusters' row order, also when no member is found."""
-    links = links if links is not None else link(alerts, features, clusters)
+    links = links if links is not None else link(alerts, features, clusters, money_flows)
     if alert_frame is None:
         alert_frame = alert_features(alerts, features, clusters, money_flows, links)
     n = clusters.num_rows

@@ -28,7 +28,7 @@ CLUSTER_SCORER = "cluster_scorer"
 MODEL_NAMES = (ALERT_SCORER, ALERT_RANKER, CLUSTER_SCORER)
 VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
 _FILE_RE = re.compile(r"^(?P<name>[a-z_]+)_v(?P<version>\d+\.\d+\.\d+)\.txt$")
-_ROW_BLOCK = 65_536  # rows copied at a time into the C-order matrix (stays in cache)
+_ROW_BLOCK = 8_192  # rows copied at a time into the C-order matrix (a block stays in cache)
 
 
 class ModelError(Exception):

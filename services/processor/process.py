@@ -54,7 +54,7 @@ class Steps:
 def _features(inputs, steps: Steps):
     """Alert and cluster feature frames; the address and flow tables are dropped afterwards."""
     with steps.step("features"):
-        links = link(inputs.alerts, inputs.features, inputs.clusters)
+        links = link(inputs.alerts, inputs.features, inputs.clusters, inputs.money_flows)
         alerts = alert_features(inputs.alerts, inputs.features, inputs.clusters,
                                 inputs.money_flows, links)
         clusters = cluster_features(inputs.clusters, inputs.alerts, inputs.features,
