@@ -1,6 +1,7 @@
 """Benchmark of `process` at a million alerts against the bare prediction floor.
 
-    python bench/bench_process.py [--alerts 1000000] [--work-dir bench/out] [--models-dir trained_models]
+    python bench/bench_process.py [--alerts 1000000] [--work-dir bench/out]
+                                  [--models-dir trained_models] [--repeat 3]
 
 1. generates a sample date with the project's generator (skipped when the work
    dir already holds one of the same size),
@@ -109,6 +110,7 @@ def in_child(target, *args):
 
 
 def main() -> int:
+    """Generate (or reuse) the date, run the children, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=1_000_000)
     parser.add_argument("--work-dir", type=Path, default=REPO / "bench" / "out")

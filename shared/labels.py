@@ -54,7 +54,8 @@ def cluster_members(clusters: pd.DataFrame) -> pd.DataFrame:
         exploded = pd.Series(related.to_numpy(), index=np.arange(len(clusters))).explode()
         parts.append(exploded.dropna())
     if "primary_alert_id" in clusters:
-        primary = pd.Series(clusters["primary_alert_id"].to_numpy(), index=np.arange(len(clusters)))
+        primary = pd.Series(clusters["primary_alert_id"].to_numpy(),
+                            index=np.arange(len(clusters)))
         parts.append(primary[primary.notna() & (primary != "")])
     if not parts:
         return pd.DataFrame({"cluster": np.array([], dtype=np.int64), "alert_id": []})

@@ -25,7 +25,8 @@ def add_commands(sub) -> None:
                        help="input dates to learn from; the last one is held out for validation")
     train.add_argument("--models-dir", type=Path, help="where to write (default: MODELS_DIR)")
     train.add_argument("--version", default="1.0.0", help="model version X.Y.Z (default 1.0.0)")
-    train.add_argument("--report-dir", type=Path, help="report folder (default: MODELS_DIR/report)")
+    train.add_argument("--report-dir", type=Path,
+                       help="report folder (default: MODELS_DIR/report)")
     train.set_defaults(func=run_train)
 
     shipped = sub.add_parser("train-shipped", help="rebuild the shipped v1.0.0 models from the "

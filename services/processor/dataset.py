@@ -33,6 +33,7 @@ class Part:
 
     @property
     def positives(self) -> int:
+        """Number of positive rows."""
         return int(self.label.sum())
 
     def groups(self) -> list[int]:

@@ -108,7 +108,7 @@ def _flatten(table: pa.Table, column: str) -> tuple[np.ndarray, pa.Array]:
 
 def _with_scalar(table: pa.Table, parents: np.ndarray, values: pa.Array,
                  column: str) -> tuple[np.ndarray, pa.Array]:
-    """Add a scalar string column's non-empty values (e.g. the primary id) to (row, value) pairs."""
+    """Add a string column's non-empty values (e.g. the primary id) to (row, value) pairs."""
     if column not in table.column_names:
         return parents, values
     scalar = table.column(column).combine_chunks().cast(pa.string())
@@ -183,7 +183,8 @@ def link(alerts: pa.Table, features: pa.Table, clusters: pa.Table,
 
 def _frame(columns: dict[str, np.ndarray], n: int) -> pd.DataFrame:
     """A float32 frame, one block per column (no consolidation copy)."""
-    data = {name: np.ascontiguousarray(values, dtype=np.float32) for name, values in columns.items()}
+    data = {name: np.ascontiguousarray(values, dtype=np.float32)
+            for name, values in columns.items()}
     return pd.DataFrame(data, index=pd.RangeIndex(n), copy=False)
 
 
@@ -279,8 +280,10 @@ def _flow_stats(flows: pa.Table, links: Links) -> dict[str, np.ndarray]:
     bidir = _column(flows, "is_bidirectional")
     stats = {
         "flow_out_edges": grouping.count(out_code, n), "flow_in_edges": grouping.count(in_code, n),
-        "flow_out_tx": grouping.total(out_code, tx, n), "flow_in_tx": grouping.total(in_code, tx, n),
-        "flow_out_usd": grouping.total(out_code, usd, n), "flow_in_usd": grouping.total(in_code, usd, n),
+        "flow_out_tx": grouping.total(out_code, tx, n),
+        "flow_in_tx": grouping.total(in_code, tx, n),
+        "flow_out_usd": grouping.total(out_code, usd, n),
+        "flow_in_usd": grouping.total(in_code, usd, n),
         "flow_out_usd_max": grouping.maximum(out_code, usd, n),
         "flow_in_usd_max": grouping.maximum(in_code, usd, n),
     }
@@ -290,7 +293,8 @@ def _flow_stats(flows: pa.Table, links: Links) -> dict[str, np.ndarray]:
     stats["flow_counterparties"] = both - bidir_out
     volume = stats["flow_out_usd"] + stats["flow_in_usd"]
     with np.errstate(invalid="ignore", divide="ignore"):
-        stats["flow_bidirectional_share"] = np.where(both > 0, (bidir_out + bidir_in) / both, np.nan)
+        stats["flow_bidirectional_share"] = np.where(both > 0, (bidir_out + bidir_in) / both,
+                                                     np.nan)
         stats["flow_balance"] = np.where(volume > 0, (stats["flow_in_usd"] - stats["flow_out_usd"])
                                          / volume, np.nan)
     reciprocity = _column(flows, "reciprocity_ratio")
@@ -300,7 +304,8 @@ def _flow_stats(flows: pa.Table, links: Links) -> dict[str, np.ndarray]:
 
 
 def alert_features(alerts: pa.Table, features: pa.Table, clusters: pa.Table,
-                   money_flows: pa.Table | None = None, links: Links | None = None) -> pd.DataFrame:
+                   money_flows: pa.Table | None = None,
+                   links: Links | None = None) -> pd.DataFrame:
     """One feature row per alert, in the alerts' row order."""
     links = links if links is not None else link(alerts, features, clusters, money_flows)
     own = _alert_own(alerts)

@@ -106,7 +106,7 @@ def _single_value(inputs: Inputs, column: str):
 
 def batch_identity(inputs: Inputs, processing_date: str, default_network: str,
                    default_window: int) -> tuple[str, int]:
-    """(network, window_days) of the batch; the alerts' processing_date must be the one asked for."""
+    """(network, window_days) of the batch; the alerts' processing_date must be the asked one."""
     found = _single_value(inputs, "processing_date")
     if found is not None and str(found) != processing_date:
         raise ContractError(inputs.folder / contract.ALERTS_FILE,

@@ -108,7 +108,8 @@ class Model:
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         """The frame's columns in the model's saved order; a missing one is NaN, logged once."""
-        missing = [name for name in self.features if name not in frame and name not in self._warned]
+        missing = [name for name in self.features
+                   if name not in frame and name not in self._warned]
         if missing:
             self._warned.update(missing)
             log.warning("%s: %d feature column(s) absent, using NaN: %s",

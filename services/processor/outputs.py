@@ -26,7 +26,7 @@ class ScoreError(Exception):
 
 
 def check_scores(tag: str, scores: np.ndarray, rows: int) -> None:
-    """Every row scored once, every score finite and in [0, 1]; else ScoreError naming the model."""
+    """One score per row, each finite and in [0, 1]; else ScoreError naming the model."""
     if len(scores) != rows:
         raise ScoreError(f"{tag}: {len(scores)} scores for {rows} rows")
     bad = ~(np.isfinite(scores) & (scores >= 0.0) & (scores <= 1.0))

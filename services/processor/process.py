@@ -41,6 +41,7 @@ class Steps:
 
     @contextlib.contextmanager
     def step(self, name: str):
+        """Time the block under name."""
         started = time.perf_counter()
         yield
         self.seconds[name] = round(time.perf_counter() - started, 4)

@@ -1,4 +1,4 @@
-"""Validation metrics of the trained models and a report a person can read (JSON, Markdown, PNG)."""
+"""Validation metrics of the trained models and a report a person can read (JSON, MD, PNG)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The shipped models: trained on fixed generated sample dates, so anyone can rebuild them exactly."""
+"""The shipped models: trained on fixed generated sample dates, so anyone can rebuild them."""
 
 from __future__ import annotations
 

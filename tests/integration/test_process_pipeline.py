@@ -52,7 +52,8 @@ def _read(output_dir, name):
 def test_every_alert_and_cluster_scored_exactly_once(input_dir, published):
     output_dir, _ = published
     alerts = pq.read_table(input_dir / DATE / "alerts.parquet").column("alert_id").to_pylist()
-    clusters = pq.read_table(input_dir / DATE / "clusters.parquet").column("cluster_id").to_pylist()
+    clusters = pq.read_table(input_dir / DATE / "clusters.parquet").column("cluster_id")
+    clusters = clusters.to_pylist()
     scored = _read(output_dir, storage.ALERTS_SCORED)
     assert scored["alert_id"].tolist() == alerts  # same rows, same order, each once
     assert _read(output_dir, storage.CLUSTERS_SCORED)["cluster_id"].tolist() == clusters
