@@ -123,3 +123,23 @@ def test_absent_money_flows_still_scores_everything(input_dir, models, tmp_path)
     scored = pq.read_table(tmp_path / "out" / DATE / storage.ALERTS_SCORED)
     assert scored.num_rows == metadata["alert_count"]
     assert "money_flows.parquet" not in metadata["input_sha256"]
+
+
+def test_cluster_whose_members_are_all_missing_is_scored(input_dir, models, tmp_path):
+    import pyarrow as pa
+
+    copy = tmp_path / "input"
+    shutil.copytree(input_dir / DATE, copy / DATE)
+    path = copy / DATE / "clusters.parquet"
+    clusters = pq.read_table(path)
+    ghost = clusters.slice(0, 1).to_pylist()[0]
+    ghost.update(cluster_id="cluster_ghost", primary_alert_id="missing-1",
+                 related_alert_ids=["missing-1", "missing-2"], addresses_involved=["nowhere"],
+                 primary_address="nowhere")
+    pq.write_table(pa.concat_tables([clusters, pa.Table.from_pylist([ghost], clusters.schema)]),
+                   path)
+    process_batch(copy, tmp_path / "out", DATE, models=models)
+    scored = pq.read_table(tmp_path / "out" / DATE / storage.CLUSTERS_SCORED).to_pandas()
+    row = scored[scored["cluster_id"] == "cluster_ghost"]
+    assert len(row) == 1 and 0 <= row["score"].iloc[0] <= 1
+    assert len(scored) == clusters.num_rows + 1
