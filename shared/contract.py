@@ -8,8 +8,9 @@ strict where the miner's output depends on it (keys, required columns).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -299,6 +300,18 @@ def read_arrow(folder: Path, spec: TableSpec, columns=None) -> pa.Table:
     present = set(_read_schema(path).names)
     wanted = list(dict.fromkeys([*spec.required, *columns]))
     return clean_arrow(path, _read_table(path, [c for c in wanted if c in present]), spec)
+
+
+def iter_arrow(folder: Path, spec: TableSpec, batch_rows: int = 131_072) -> Iterator[pa.Table]:
+    """Read and validate one file in batches of rows (not its key: that needs the whole column)."""
+    path = Path(folder) / spec.file
+    _read_schema(path)  # missing or unreadable file: the same errors as a whole read
+    per_batch = replace(spec, key=None, non_empty=False)
+    try:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+            yield clean_arrow(path, pa.Table.from_batches([batch]), per_batch)
+    except (pa.ArrowException, OSError) as exc:
+        raise ContractError(path, f"not a readable parquet file ({exc})") from exc
 
 
 def read_table(folder: Path, spec: TableSpec) -> pd.DataFrame:

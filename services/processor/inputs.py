@@ -2,8 +2,9 @@
 
 Arrow, not pandas: at a million alerts, converting list and string columns to
 Python objects costs more than the models' predictions. Only the columns the
-features use are read from features and money_flows; alerts and clusters are
-read whole because they are written back out with their scores.
+features use are read from alerts, features and money_flows (the alerts' long
+text columns are streamed straight into alerts_scored when it is written, so
+they never sit in memory beside the feature matrices); clusters are read whole.
 """
 
 from __future__ import annotations
@@ -33,11 +34,14 @@ FEATURE_COLUMNS = tuple(
 ) + contract.LEGACY_FEATURE_COLUMNS
 
 FLOW_COLUMNS = ("tx_count", "amount_usd_sum", "is_bidirectional", "reciprocity_ratio")
+ALERT_COLUMNS = ("alert_id", "address", "typology_type", "severity", "suspected_address_type",
+                 "alert_confidence_score", "volume_usd", "risk_indicators", "pattern_id",
+                 "processing_date", "window_days")
 
 
 @dataclass
 class Inputs:
-    """The validated tables of one date; money_flows is None when the optional file is absent."""
+    """The validated tables of one date (alerts: feature columns only; flows: None if absent)."""
 
     folder: Path
     alerts: pa.Table
@@ -75,7 +79,8 @@ def load_inputs(folder: Path | str) -> Inputs:
         log.warning("%s: optional %s is absent; money-flow features will be NaN",
                     folder, contract.MONEY_FLOWS_FILE)
     reads = {
-        "alerts": (contract.ALERTS, None), "features": (contract.FEATURES, FEATURE_COLUMNS),
+        "alerts": (contract.ALERTS, ALERT_COLUMNS),
+        "features": (contract.FEATURES, FEATURE_COLUMNS),
         "clusters": (contract.CLUSTERS, None),
         **({"money_flows": (contract.MONEY_FLOWS, FLOW_COLUMNS)} if has_flows else {}),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -67,6 +68,24 @@ def ranked(alert_ids, scores: np.ndarray, tag: str) -> pa.Table:
 def write_parquet(table: pa.Table, path: Path) -> None:
     """Write a table with the fixed options (deterministic bytes)."""
     pq.write_table(table, path, **PARQUET_OPTIONS)
+
+
+def write_scored_stream(batches: Iterator[pa.Table], scores: np.ndarray, tag: str,
+                        path: Path) -> None:
+    """Write input batches with their slice of the scores appended, one batch at a time."""
+    options = {k: v for k, v in PARQUET_OPTIONS.items() if k != "row_group_size"}
+    writer, offset = None, 0
+    try:
+        for batch in batches:
+            table = with_scores(batch, scores[offset:offset + batch.num_rows], tag)
+            offset += batch.num_rows
+            writer = writer or pq.ParquetWriter(path, table.schema, **options)
+            writer.write_table(table, row_group_size=PARQUET_OPTIONS["row_group_size"])
+    finally:
+        if writer is not None:
+            writer.close()
+    if offset != len(scores):
+        raise ScoreError(f"{tag}: {len(scores)} scores for {offset} rows of {path.name}")
 
 
 def utc_timestamp() -> str:

@@ -24,6 +24,7 @@ from services.processor import outputs
 from services.processor.features import alert_features, cluster_features, link
 from services.processor.inputs import batch_identity, checksums, load_inputs
 from services.processor.models import Models, load_models
+from shared import contract
 from shared.settings import Settings
 from shared.storage import (ALERTS_RANKED, ALERTS_SCORED, CLUSTERS_SCORED, METADATA, date_dir,
                             parse_date, publish, staging_dir)
@@ -93,17 +94,18 @@ def _write(folder: Path, inputs, scores: dict, models: Models) -> None:
     """Write the three result tables into a (staging) folder, one thread each."""
     versions = models.versions()
     jobs = [
-        (lambda: outputs.with_scores(inputs.alerts, scores["alerts"], versions["alert_scorer"]),
-         ALERTS_SCORED),
-        (lambda: outputs.ranked(inputs.alerts.column("alert_id"), scores["ranking"],
-                                versions["alert_ranker"]), ALERTS_RANKED),
-        (lambda: outputs.with_scores(inputs.clusters, scores["clusters"],
-                                     versions["cluster_scorer"]), CLUSTERS_SCORED),
+        lambda: outputs.write_scored_stream(
+            contract.iter_arrow(inputs.folder, contract.ALERTS), scores["alerts"],
+            versions["alert_scorer"], folder / ALERTS_SCORED),
+        lambda: outputs.write_parquet(outputs.ranked(
+            inputs.alerts.column("alert_id"), scores["ranking"], versions["alert_ranker"]),
+            folder / ALERTS_RANKED),
+        lambda: outputs.write_parquet(outputs.with_scores(
+            inputs.clusters, scores["clusters"], versions["cluster_scorer"]),
+            folder / CLUSTERS_SCORED),
     ]
-    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-        done = [pool.submit(lambda job=job, name=name: outputs.write_parquet(job(), folder / name))
-                for job, name in jobs]
-        for future in done:
+    with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="write") as pool:
+        for future in [pool.submit(job) for job in jobs]:
             future.result()  # re-raises a writer's error here
 
 

@@ -158,3 +158,18 @@ def test_cli_process_with_missing_models_exits_1(input_dir, tmp_path):
                   "--processing-date", DATE, "--models-dir", tmp_path / "none")
     assert result.returncode == 1 and "no alert_scorer_v<version>.txt" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_bad_type_in_a_streamed_alert_column_fails_before_publishing(input_dir, published):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = input_dir / DATE / "alerts.parquet"
+    alerts = pq.read_table(path)
+    index = alerts.schema.get_field_index("evidence_json")
+    bad = pa.array([[1, 2]] * alerts.num_rows, pa.list_(pa.int64()))
+    pq.write_table(alerts.set_column(index, "evidence_json", bad), path)
+    before = snapshot(published)
+    with pytest.raises(ContractError, match="alerts.parquet: column 'evidence_json' has type"):
+        process_batch(input_dir, published, DATE, models_dir=SHIPPED)
+    assert snapshot(published) == before
