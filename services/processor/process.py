@@ -1,9 +1,10 @@
 """process_batch: score, rank and publish one date from its input folder.
 
 Reads input/{date}/, builds features, scores alerts (alert scorer), ranks them
-(alert ranker), scores clusters (cluster scorer), checks every score, then writes
-output/{date}/ into a staging folder and publishes it with one atomic rename. Any
-failure before the rename leaves the previous result as it was.
+(alert ranker), scores clusters (cluster scorer), checks every score, writes each
+result file into a staging folder (in the background, beside the next model's
+prediction) and publishes the folder with one atomic rename. Any failure before
+the rename leaves the previous result as it was.
 
 alerts_ranked orders alerts by the ranker (the model trained for ordering); its
 `score` column is the ranker's output mapped monotonically into [0, 1], and the
@@ -68,45 +69,49 @@ def _features(inputs, steps: Steps):
     return alerts, clusters
 
 
-def _score(models: Models, inputs, steps: Steps) -> dict:
-    """The three models' scores (all checked) of one date."""
-    n_alerts, n_clusters = inputs.alerts.num_rows, inputs.clusters.num_rows
+def _checked(model, scores, rows: int):
+    """The scores, once check_scores has passed them."""
+    outputs.check_scores(model.tag, scores, rows)
+    return scores
+
+
+def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> None:
+    """Score with the three models, writing each result file once its scores are checked.
+
+    The writes run in background threads, so they overlap the next model's prediction.
+    """
     alerts, clusters = _features(inputs, steps)
     scorer, ranker = models.alert_scorer, models.alert_ranker
-    with steps.step("score_alerts"):
-        matrix = scorer.matrix(alerts)
-        alert_scores = scorer.predict_matrix(matrix)
-    with steps.step("rank_alerts"):
-        if ranker.features != scorer.features:  # the same list (the usual case) shares one matrix
-            matrix = ranker.matrix(alerts)
-        del alerts
-        rank_scores = outputs.sigmoid(ranker.predict_matrix(matrix, raw=True))
-    del matrix
-    with steps.step("score_clusters"):
-        cluster_scores = models.cluster_scorer.predict(clusters)
-    outputs.check_scores(scorer.tag, alert_scores, n_alerts)
-    outputs.check_scores(ranker.tag, rank_scores, n_alerts)
-    outputs.check_scores(models.cluster_scorer.tag, cluster_scores, n_clusters)
-    return {"alerts": alert_scores, "ranking": rank_scores, "clusters": cluster_scores}
+    cluster_scorer = models.cluster_scorer
+    n = inputs.alerts.num_rows
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="write") as pool:
+        with steps.step("score_alerts"):
+            matrix = scorer.matrix(alerts)
+            scores = _checked(scorer, scorer.predict_matrix(matrix), n)
+        pending = [pool.submit(outputs.write_scored_stream,
+                               contract.iter_arrow(inputs.folder, contract.ALERTS), scores,
+                               scorer.tag, folder / ALERTS_SCORED)]
+        with steps.step("rank_alerts"):
+            if ranker.features != scorer.features:  # the same list (usual) shares one matrix
+                matrix = ranker.matrix(alerts)
+            del alerts
+            ranking = _checked(ranker, outputs.sigmoid(ranker.predict_matrix(matrix, raw=True)), n)
+        del matrix
+        pending.append(pool.submit(_write_table, outputs.ranked(
+            inputs.alerts.column("alert_id"), ranking, ranker.tag), folder / ALERTS_RANKED))
+        with steps.step("score_clusters"):
+            scores = _checked(cluster_scorer, cluster_scorer.predict(clusters),
+                              inputs.clusters.num_rows)
+        pending.append(pool.submit(_write_table, outputs.with_scores(
+            inputs.clusters, scores, cluster_scorer.tag), folder / CLUSTERS_SCORED))
+        with steps.step("write"):
+            for future in pending:
+                future.result()  # re-raises a writer's error here
 
 
-def _write(folder: Path, inputs, scores: dict, models: Models) -> None:
-    """Write the three result tables into a (staging) folder, one thread each."""
-    versions = models.versions()
-    jobs = [
-        lambda: outputs.write_scored_stream(
-            contract.iter_arrow(inputs.folder, contract.ALERTS), scores["alerts"],
-            versions["alert_scorer"], folder / ALERTS_SCORED),
-        lambda: outputs.write_parquet(outputs.ranked(
-            inputs.alerts.column("alert_id"), scores["ranking"], versions["alert_ranker"]),
-            folder / ALERTS_RANKED),
-        lambda: outputs.write_parquet(outputs.with_scores(
-            inputs.clusters, scores["clusters"], versions["cluster_scorer"]),
-            folder / CLUSTERS_SCORED),
-    ]
-    with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="write") as pool:
-        for future in [pool.submit(job) for job in jobs]:
-            future.result()  # re-raises a writer's error here
+def _write_table(table, path: Path) -> None:
+    """Write one result table (run in a writer thread)."""
+    outputs.write_parquet(table, path)
 
 
 def _timed_checksums(source: Path) -> tuple[dict, float]:
@@ -128,21 +133,6 @@ def _read(source: Path, processing_date: str, settings: Settings, steps: Steps):
     return inputs, network, window
 
 
-def _publish(target: Path, inputs, scores: dict, models: Models, metadata: dict,
-             steps: Steps) -> dict:
-    """Write everything into a staging folder, then swap it in with one rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with staging_dir(target) as tmp:
-        with steps.step("write"):
-            _write(tmp, inputs, scores, models)
-        metadata = {**metadata, "timestamp": outputs.utc_timestamp(),
-                    "timings_s": steps.total()}
-        outputs.write_metadata(metadata, tmp / METADATA)
-    # Outside the block: once the rename is done, tmp is the live version and must stay.
-    publish(tmp, target)
-    return metadata
-
-
 def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date: str,
                   models_dir: Path | str | None = None, models: Models | None = None,
                   settings: Settings | None = None) -> dict:
@@ -159,13 +149,20 @@ def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="checksums") as pool:
         hashing = pool.submit(_timed_checksums, source)
         inputs, network, window = _read(source, processing_date, settings, steps)
-        scores = _score(models, inputs, steps)
-        sums, steps.seconds["checksums"] = hashing.result()
-    metadata = _publish(target, inputs, scores, models, {
-        "processing_date": processing_date, "network": network, "window_days": window,
-        "alert_count": inputs.alerts.num_rows, "cluster_count": inputs.clusters.num_rows,
-        "model_versions": models.versions(), "timestamp": None, "input_sha256": sums,
-        "timings_s": None}, steps)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with staging_dir(target) as tmp:
+            _score_and_write(tmp, models, inputs, steps)
+            sums, steps.seconds["checksums"] = hashing.result()
+            metadata = {
+                "processing_date": processing_date, "network": network, "window_days": window,
+                "alert_count": inputs.alerts.num_rows,
+                "cluster_count": inputs.clusters.num_rows,
+                "model_versions": models.versions(), "timestamp": outputs.utc_timestamp(),
+                "input_sha256": sums, "timings_s": steps.total(),
+            }
+            outputs.write_metadata(metadata, tmp / METADATA)
+    # Outside the block: once the rename is done, tmp is the live version and must stay.
+    publish(tmp, target)
     log.info("batch %s: published %s (%d alerts, %d clusters) in %.2fs", processing_date, target,
              metadata["alert_count"], metadata["cluster_count"], metadata["timings_s"]["total"])
     return metadata
