@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 # Bad input or configuration: every retry would fail the same way.
 PERMANENT = (ContractError, jobs.JobArgumentError, storage.InvalidDate, SettingsError)
 
+# process_batch's step names as `status` shows them while the job runs.
+STEPS = {"read": "validated", "features": "features", "score_alerts": "scored",
+         "rank_alerts": "ranked", "score_clusters": "clusters_scored", "write": "written"}
+
 # Filled by `preload` in `aml-miner worker process` before its work loop, so every
 # forked job inherits the models instead of reading them again.
 _loaded: dict = {}
@@ -50,7 +54,8 @@ def process_job(network: str, processing_date: str, window_days) -> dict:
     try:
         settings, days = Settings.from_env(), jobs.window(window_days)
         metadata = process_batch(settings.INPUT_DIR, settings.OUTPUT_DIR, processing_date,
-                                 models=models(settings), settings=settings)
+                                 models=models(settings), settings=settings,
+                                 progress=_recorder(job))
     except PERMANENT as exc:
         jobs.fail_now(job, exc)
         log.error("process %s %s %sd failed (bad input, no retry): %s", network, processing_date, days, exc)
@@ -60,6 +65,16 @@ def process_job(network: str, processing_date: str, window_days) -> dict:
         log.error("process %s %s %sd failed: %s", network, processing_date, days, exc)
         raise
     return _published(job, network, processing_date, days, metadata, time.monotonic() - started)
+
+
+def _recorder(job):
+    """process_batch's progress callback: the step just finished, and all finished so far."""
+    done: list[str] = []
+
+    def record(name: str, _seconds: float) -> None:
+        done.append(STEPS.get(name, name))
+        jobs.record(job, step=done[-1], done=list(done))
+    return record
 
 
 def _published(job, network: str, processing_date: str, days: int, metadata: dict,

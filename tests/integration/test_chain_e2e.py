@@ -64,6 +64,7 @@ def test_enqueue_downloads_processes_and_publishes(s, conn):
     assert ranked.num_rows == 300
     meta = jobs.fetch(conn, PR_ID).get_meta()
     assert meta["step"] == "published" and meta["scored"] == 300 and meta["ranked"] == 300
+    assert meta["done"] == ["validated", "features", "scored", "ranked", "clusters_scored", "written"]
     assert meta["clusters_scored"] == metadata["cluster_count"]
     assert status.progress["step"] == "published"
     again = jobs.enqueue_download(s, NETWORK, DATE, WINDOW)
@@ -204,22 +205,19 @@ def publish_previous(settings) -> dict[str, bytes]:
     return output_files(settings)
 
 
-def staging_started(settings, previous: Path):
-    """True once the job writes its new version folder (the last step before the swap)."""
-    versions = settings.OUTPUT_DIR / storage.VERSIONS
-    return any(p.name != previous.name for p in versions.iterdir())
-
-
 def test_a_hard_kill_while_writing_leaves_the_previous_output(big, conn, process_worker):
     previous = publish_previous(big)
     version = storage.resolve(big.OUTPUT_DIR / DATE)
     proc = process_worker(big)
     jobs.enqueue_process(big, NETWORK, DATE, WINDOW, connection=conn)
     job = jobs.fetch(conn, PR_ID)
-    wait_for(lambda: staging_started(big, version), timeout=120, interval=0.001,
-             what="the job to start writing its output")
+    # alerts_scored is written in the background from the "scored" step on
+    wait_for(lambda: job.get_meta().get("step") in ("scored", "ranked", "clusters_scored"),
+             timeout=120, interval=0.002, what="the job to start writing its output")
     kill_tree(proc)  # the worker and its work horse, mid-write
     proc.wait(timeout=30)
     assert job.get_status() != JobStatus.FINISHED
+    left = [p.name for p in (big.OUTPUT_DIR / storage.VERSIONS).iterdir() if p.name != version.name]
+    assert left  # the killed job's half-written folder: there, but never published
     assert storage.resolve(big.OUTPUT_DIR / DATE) == version
     assert output_files(big) == previous
