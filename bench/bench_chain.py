@@ -1,4 +1,4 @@
-"""Benchmark of the job chain's overhead: the queue path against running download and process directly.
+"""Benchmark of the job chain's overhead: the queue path against download + process run directly.
 
     python bench/bench_chain.py [--alerts 20000] [--runs 3] [--work-dir bench/out/chain]
 
@@ -58,8 +58,9 @@ def start_redis(work: Path) -> tuple[subprocess.Popen, str]:
     import redis
 
     port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(work)], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no", "--dir", str(work)],
+                            stdout=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
 
     def answers():
@@ -117,8 +118,12 @@ def env_of(settings) -> dict[str, str]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     for f in fields(settings):
         value = getattr(settings, f.name)
-        env[f.name] = (",".join(map(str, value)) if isinstance(value, tuple)
-                       else ("true" if value else "false") if isinstance(value, bool) else str(value))
+        if isinstance(value, tuple):
+            env[f.name] = ",".join(map(str, value))
+        elif isinstance(value, bool):
+            env[f.name] = "true" if value else "false"
+        else:
+            env[f.name] = str(value)
     return env
 
 
@@ -172,8 +177,9 @@ def visible(settings, date: str) -> bool:
 def queued(settings, date: str, env: dict) -> tuple[float, dict]:
     """Seconds from `aml-miner enqueue` to the date's result being visible, and where they went."""
     started, wall = time.perf_counter(), time.time()
-    out = subprocess.run([sys.executable, "-m", "services.cli", "enqueue", "--processing-date", date],
-                         cwd=REPO, env=env, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "services.cli", "enqueue",
+                          "--processing-date", date], cwd=REPO, env=env, capture_output=True,
+                         text=True)
     if out.returncode != 0 or "enqueued:" not in out.stdout:
         raise SystemExit(f"bench: enqueue failed: {out.stdout}{out.stderr}")
     enqueue_s = time.perf_counter() - started

@@ -1,4 +1,4 @@
-"""The job chain's names and rules: queues, deterministic job ids, enqueue a date once, a date's status.
+"""The job chain's rules: deterministic job ids, enqueue a date once, a date's status.
 
 Jobs are named by dotted strings, never imported, so the downloader (which
 enqueues the process job) never loads the processor's code or LightGBM.
@@ -52,7 +52,7 @@ def window(window_days) -> int:
 
 
 def job_id(kind: str, network: str, processing_date: str, window_days) -> str:
-    """The deterministic id of one (kind, network, date, window), e.g. download-bitcoin-2025-10-26-7."""
+    """The id of one (kind, network, date, window), e.g. download-bitcoin-2025-10-26-7."""
     if not isinstance(network, str) or not NETWORK_RE.match(network):
         raise JobArgumentError(f"network={network!r} may hold only letters, digits and '_'")
     try:
@@ -72,13 +72,19 @@ def process_id(network: str, processing_date: str, window_days) -> str:
     return job_id("process", network, processing_date, window_days)
 
 
+def chain_ids(network: str, processing_date: str, window_days) -> tuple[str, str]:
+    """The download and process job ids of one date."""
+    return (download_id(network, processing_date, window_days),
+            process_id(network, processing_date, window_days))
+
+
 def connect(settings: Settings) -> Redis:
     """A Redis connection to REDIS_URL."""
     return Redis.from_url(settings.REDIS_URL)
 
 
 def retry_policy(settings: Settings) -> Retry | None:
-    """RQ's Retry for transient failures, from JOB_RETRIES and JOB_RETRY_INTERVALS (None: no retries)."""
+    """RQ's Retry for transient failures (JOB_RETRIES, JOB_RETRY_INTERVALS); None: no retries."""
     if settings.JOB_RETRIES <= 0:
         return None
     try:
@@ -108,10 +114,14 @@ class EnqueueResult:
 
 def enqueue_download(settings: Settings, network: str, processing_date: str, window_days,
                      force: bool = False, connection: Redis | None = None) -> EnqueueResult:
-    """Queue a date's download once: a no-op that says why when it is active, published or failed (unless force)."""
+    """Queue a date's download once.
+
+    A no-op that says why when the date is queued or running, or (unless force)
+    published or failed.
+    """
     conn = connection or connect(settings)
     days = window(window_days)
-    dl_id, pr_id = download_id(network, processing_date, days), process_id(network, processing_date, days)
+    dl_id, pr_id = chain_ids(network, processing_date, days)
     reason = _blocker(conn, settings, network, processing_date, days, force)
     if reason:
         log.info("enqueue %s: not queued: %s", dl_id, reason)
@@ -126,7 +136,8 @@ def enqueue_download(settings: Settings, network: str, processing_date: str, win
             description=f"download {network} {processing_date} {days}d")
     except DuplicateJobError:
         return EnqueueResult(dl_id, False, "already queued (by a concurrent enqueue)")
-    log.info("enqueue %s: queued on %s%s", dl_id, settings.QUEUE_DOWNLOAD, " (force)" if force else "")
+    log.info("enqueue %s: queued on %s%s", dl_id, settings.QUEUE_DOWNLOAD,
+             " (force)" if force else "")
     return EnqueueResult(dl_id, True, f"queued on {settings.QUEUE_DOWNLOAD}")
 
 
@@ -137,7 +148,7 @@ def enqueue_process(settings: Settings, network: str, processing_date: str, wind
     current = fetch(connection, pr_id)
     if current is not None and current.get_status() in ACTIVE:
         return EnqueueResult(pr_id, False, f"already {current.get_status().value}")
-    _clear_ended(connection, (pr_id,))  # a record of an earlier run: fresh input deserves a fresh run
+    _clear_ended(connection, (pr_id,))  # an earlier run's record: fresh input, fresh run
     try:
         Queue(settings.QUEUE_PROCESS, connection=connection).enqueue_call(
             PROCESS_JOB, kwargs={"network": network, "processing_date": processing_date,
@@ -152,7 +163,7 @@ def enqueue_process(settings: Settings, network: str, processing_date: str, wind
 def _blocker(conn: Redis, settings: Settings, network: str, processing_date: str, days: int,
              force: bool) -> str:
     """Why a date must not be queued now ('' when it may be)."""
-    for jid in (download_id(network, processing_date, days), process_id(network, processing_date, days)):
+    for jid in chain_ids(network, processing_date, days):
         job = fetch(conn, jid)
         if job is not None and job.get_status() in ACTIVE:
             return f"{jid} is already {job.get_status().value}; nothing to do"
@@ -204,10 +215,10 @@ class DateStatus:
 
 def date_status(settings: Settings, network: str, processing_date: str, window_days,
                 connection: Redis | None = None) -> DateStatus:
-    """Combine the RQ job states, their job.meta progress and the published output into one state."""
+    """One state from the RQ job states, their job.meta progress and the published output."""
     conn = connection or connect(settings)
     days = window(window_days)
-    dl_id, pr_id = download_id(network, processing_date, days), process_id(network, processing_date, days)
+    dl_id, pr_id = chain_ids(network, processing_date, days)
     jobs = (("download", fetch(conn, dl_id)), ("process", fetch(conn, pr_id)))
     version = published_version(settings, network, processing_date, days)
     for stage, job in jobs:
@@ -216,7 +227,8 @@ def date_status(settings: Settings, network: str, processing_date: str, window_d
             return active
     for stage, job in jobs:
         if job is not None and job.get_status() in ENDED_BADLY:
-            return DateStatus(job.id, "failed", stage, failure_reason(job), version, _progress(job))
+            return DateStatus(job.id, "failed", stage, failure_reason(job), version,
+                              _progress(job))
     if version:
         return DateStatus(pr_id, "published", "process", "", version, _progress(jobs[1][1]))
     return DateStatus(dl_id, "not-enqueued")
@@ -230,7 +242,8 @@ def _active_status(stage: str, job: Job | None, version: str | None) -> DateStat
         state = "downloading" if stage == "download" else "processing"
         return DateStatus(job.id, state, stage, "", version, _progress(job))
     if status in ACTIVE:
-        return DateStatus(job.id, "queued", stage, _retry_reason(job, status), version, _progress(job))
+        return DateStatus(job.id, "queued", stage, _retry_reason(job, status), version,
+                          _progress(job))
     return None
 
 
@@ -254,7 +267,7 @@ def _retry_reason(job: Job, status: JobStatus) -> str:
 
 
 def failure_reason(job: Job) -> str:
-    """The one-line reason a job failed: our job.meta['error'], else the last line of RQ's traceback."""
+    """Why a job failed, in one line: our job.meta['error'], else RQ's traceback's last line."""
     error = job.get_meta().get("error")
     if error:
         return str(error)
@@ -265,13 +278,16 @@ def failure_reason(job: Job) -> str:
     return f"job {job.get_status().value} without a recorded reason"
 
 
-def published_version(settings: Settings, network: str, processing_date: str, window_days) -> str | None:
-    """The version folder name of the date's published output, if it is for this network and window."""
+def published_version(settings: Settings, network: str, processing_date: str,
+                      window_days) -> str | None:
+    """The version folder name of the published output, if it is for this network and window."""
     version = storage.resolve(storage.date_dir(settings.OUTPUT_DIR, processing_date))
     if version is None:
         return None
     meta = _read_metadata(version / storage.METADATA)
-    if meta.get("network", network) != network or int(meta.get("window_days", window_days)) != int(window_days):
+    if meta.get("network", network) != network:
+        return None
+    if int(meta.get("window_days", window_days)) != int(window_days):
         return None
     return version.name
 
@@ -292,7 +308,10 @@ def record(job: Job | None, **progress) -> None:
 
 
 def fail_now(job: Job | None, exc: BaseException) -> None:
-    """Record exc as the job's reason and use up its retries: RQ retries any exception, a permanent one must not be."""
+    """Record exc as the job's reason and use up its retries.
+
+    RQ retries any exception of a job enqueued with Retry; a permanent one must fail at once.
+    """
     if job is None:
         return
     job.retries_left = 0

@@ -24,7 +24,7 @@ from shared.settings import Settings, SettingsError
 log = logging.getLogger(__name__)
 
 TICK_JOB = "shared.schedule.schedule_tick"
-TICK_RESULT_TTL = 3 * 24 * 3600  # a tick's record outlives its day, so a restart does not re-run it
+TICK_RESULT_TTL = 3 * 24 * 3600  # a tick's record outlives its day: a restart won't re-run it
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 UTC = dt.timezone.utc
 
@@ -70,7 +70,7 @@ def tick_id(network: str, window_days: int, tick: dt.datetime) -> str:
 
 
 def arm(settings: Settings, connection: Redis, tick: dt.datetime) -> bool:
-    """Schedule the tick at its time on the download queue; False when it is already armed or done."""
+    """Schedule the tick on the download queue; False when it is already armed or done."""
     tid = tick_id(settings.NETWORK, settings.WINDOW_DAYS, tick)
     try:
         Queue(settings.QUEUE_DOWNLOAD, connection=connection).enqueue_at(
@@ -84,21 +84,24 @@ def arm(settings: Settings, connection: Redis, tick: dt.datetime) -> bool:
     return True
 
 
-def ensure_armed(settings: Settings, connection: Redis, now: dt.datetime | None = None) -> list[str]:
+def ensure_armed(settings: Settings, connection: Redis,
+                 now: dt.datetime | None = None) -> list[str]:
     """Arm today's tick (a missed one runs at once) and the next one; returns the ids armed now."""
     if not settings.SCHEDULE_ENABLED:
         return []
     at = parse_time(settings.SCHEDULE_TIME_UTC)
     now = now or dt.datetime.now(UTC)
     ticks = (last_tick(now, at), next_tick(now, at))
-    return [tick_id(settings.NETWORK, settings.WINDOW_DAYS, t) for t in ticks if arm(settings, connection, t)]
+    return [tick_id(settings.NETWORK, settings.WINDOW_DAYS, t) for t in ticks
+            if arm(settings, connection, t)]
 
 
 def schedule_tick(network: str, window_days: int, tick: str) -> str:
     """The scheduled job: arm the next tick, then enqueue the tick's processing date."""
     settings = Settings.from_env().replace(NETWORK=network, WINDOW_DAYS=jobs.window(window_days))
     if not settings.SCHEDULE_ENABLED:
-        log.info("schedule: SCHEDULE_ENABLED is false; tick %s does nothing and arms no next one", tick)
+        log.info("schedule: SCHEDULE_ENABLED is false; tick %s does nothing, arms no next one",
+                 tick)
         return "schedule disabled"
     job = get_current_job()
     connection = job.connection if job is not None else jobs.connect(settings)
@@ -106,6 +109,7 @@ def schedule_tick(network: str, window_days: int, tick: str) -> str:
     # Arm first: a failing enqueue below must not end the daily chain.
     arm(settings, connection, next_tick(when, parse_time(settings.SCHEDULE_TIME_UTC)))
     date = date_for(when, settings.SCHEDULE_DATE_OFFSET_DAYS)
-    result = jobs.enqueue_download(settings, network, date, settings.WINDOW_DAYS, connection=connection)
+    result = jobs.enqueue_download(settings, network, date, settings.WINDOW_DAYS,
+                                   connection=connection)
     log.info("schedule: tick %s: %s %s", tick, result.job_id, result.message)
     return f"{result.job_id}: {result.message}"

@@ -1,4 +1,4 @@
-"""A thin wrapper over RQ's Worker: its built-in scheduler on, and a heartbeat file for healthchecks.
+"""A thin wrapper over RQ's Worker: its built-in scheduler on, a heartbeat file for healthchecks.
 
 The file is touched from RQ's own heartbeat, which runs between blocking dequeues
 while idle and every monitoring interval while a job runs, so a fresh file proves
@@ -40,7 +40,7 @@ def heartbeat_age(path: Path, now: float | None = None) -> float | None:
 
 
 def is_fresh(settings: Settings, queue: str, now: float | None = None) -> bool:
-    """True when the queue's worker on this host touched its file within STALE_AFTER_BEATS beats."""
+    """True when this host's worker on the queue beat within the last STALE_AFTER_BEATS beats."""
     age = heartbeat_age(heartbeat_path(settings, queue), now)
     return age is not None and age <= STALE_AFTER_BEATS * settings.HEARTBEAT_INTERVAL
 
@@ -65,12 +65,13 @@ class HeartbeatWorker(Worker):
         try:
             self.upkeep(self)
         except RedisError as exc:  # a Redis blip must not stop the worker; the next round retries
-            log.warning("worker %s: upkeep failed, retrying at the next maintenance: %s", self.name, exc)
+            log.warning("worker %s: upkeep failed, retrying at the next maintenance: %s",
+                        self.name, exc)
 
 
 def build(settings: Settings, queue: str,
           upkeep: Callable[[HeartbeatWorker], None] | None = None) -> HeartbeatWorker:
-    """A worker on one queue whose idle and busy heartbeats come every HEARTBEAT_INTERVAL seconds."""
+    """A worker on one queue, heartbeating every HEARTBEAT_INTERVAL seconds, idle or busy."""
     interval = max(1, settings.HEARTBEAT_INTERVAL)
     # RQ blocks on dequeue for worker_ttl - 15 s between idle heartbeats.
     worker = HeartbeatWorker([queue], connection=jobs.connect(settings),
@@ -85,10 +86,10 @@ def build(settings: Settings, queue: str,
 
 def run(settings: Settings, queue: str, burst: bool = False,
         upkeep: Callable[[HeartbeatWorker], None] | None = None) -> int:
-    """Work the queue until SIGTERM (warm shutdown: the current job finishes) or, with burst, until empty."""
+    """Work the queue until SIGTERM (warm: the job in hand finishes) or, with burst, till empty."""
     worker = build(settings, queue, upkeep)
     log.info("worker %s: listening on %s, heartbeat %s every %d s", worker.name, queue,
              worker.heartbeat_file, settings.HEARTBEAT_INTERVAL)
-    # The scheduler moves due retries (and the daily tick) from the scheduled registry to the queue.
+    # The scheduler moves due retries (and the daily tick) from the scheduled registry to the queue
     worker.work(burst=burst, with_scheduler=True, logging_level=None)
     return 0

@@ -1,4 +1,4 @@
-"""Fixtures of the job-chain tests: Redis DB 12 (flushed around each test), settings exported to the env."""
+"""Fixtures of the job-chain tests: Redis DB 12 (flushed around each test), settings as env."""
 
 from __future__ import annotations
 
@@ -44,7 +44,8 @@ def conn():
     try:
         connection.ping()
     except redis.RedisError as exc:
-        pytest.fail(f"no Redis at {CHAIN_REDIS_URL} (run the tests with `python -m tests.run`): {exc}")
+        pytest.fail(f"no Redis at {CHAIN_REDIS_URL} (run the tests with `python -m tests.run`): "
+                    f"{exc}")
     connection.flushdb()
     yield connection
     connection.flushdb()
@@ -67,11 +68,12 @@ def use_env(monkeypatch):
 
 
 def work(connection, *queues: str, max_jobs: int | None = None, scheduler: bool = False) -> bool:
-    """Run the queues' jobs in this process until they are empty (RQ's SimpleWorker, burst mode)."""
+    """Run the queues' jobs in this process until they are empty (RQ's SimpleWorker, burst)."""
     worker = SimpleWorker(list(queues), connection=connection)
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return worker.work(burst=True, max_jobs=max_jobs, with_scheduler=scheduler, logging_level=None)
+        return worker.work(burst=True, max_jobs=max_jobs, with_scheduler=scheduler,
+                           logging_level=None)
     finally:
         for sig, handler in saved.items():  # the worker leaves its shutdown handlers installed
             signal.signal(sig, handler)

@@ -20,7 +20,7 @@ PERMANENT = (DownloadError, jobs.JobArgumentError, storage.InvalidDate, Settings
 
 
 def download_job(network: str, processing_date: str, window_days, force: bool = False) -> dict:
-    """Download one (network, date, window) into INPUT_DIR, record progress, enqueue its processing."""
+    """Download one (network, date, window) into INPUT_DIR, record progress, chain processing."""
     job = get_current_job()
     try:
         settings, days = Settings.from_env(), jobs.window(window_days)
@@ -43,7 +43,8 @@ def download_job(network: str, processing_date: str, window_days, force: bool = 
         log.warning("download %s %s %sd: %s (retries left: %s)", network, processing_date, days,
                     exc, job.retries_left if job else "n/a")
         raise
-    return _chain(settings, job, network, processing_date, days, summary, time.monotonic() - started)
+    return _chain(settings, job, network, processing_date, days, summary,
+                  time.monotonic() - started)
 
 
 def _hand_off(settings: Settings, job, network: str, processing_date: str, days: int,
@@ -82,8 +83,10 @@ def _chain(settings: Settings, job, network: str, processing_date: str, days: in
     connection = job.connection if job is not None else jobs.connect(settings)
     chained = jobs.enqueue_process(settings, network, processing_date, days, connection=connection)
     jobs.record(job, step="chained", process_job=chained.job_id)
-    log.info("download %s %s %sd: %s %s", network, processing_date, days, chained.job_id, chained.message)
-    return {"files": files, "bytes": size, "seconds": round(seconds, 3), "process_job": chained.job_id}
+    log.info("download %s %s %sd: %s %s", network, processing_date, days, chained.job_id,
+             chained.message)
+    return {"files": files, "bytes": size, "seconds": round(seconds, 3),
+            "process_job": chained.job_id}
 
 
 def _counts(summary: dict) -> tuple[int, int]:

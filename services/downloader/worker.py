@@ -19,7 +19,7 @@ def run(settings: Settings, burst: bool = False) -> int:
 
 
 def _arm_schedule(settings: Settings, w: worker.HeartbeatWorker) -> None:
-    """At start and every maintenance round: a schedule lost with Redis's data comes back by itself."""
+    """At start and each maintenance round, so a schedule lost with Redis's data comes back."""
     armed = schedule.ensure_armed(settings, w.connection)
     if armed:
         log.info("schedule: armed %s", ", ".join(armed))

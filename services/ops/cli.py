@@ -110,11 +110,13 @@ def _add_chain_commands(sub) -> None:
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.set_defaults(func=_status)
 
-    sched = sub.add_parser("schedule", help="show the daily enqueue (next run, its date, armed or not)")
+    sched = sub.add_parser("schedule",
+                           help="show the daily enqueue (next run, its date, armed or not)")
     sched.add_argument("--arm", action="store_true", help="arm today's and the next run now")
     sched.set_defaults(func=_schedule)
 
-    health = sub.add_parser("healthcheck", help="exit 0 when this host's worker heartbeat is fresh")
+    health = sub.add_parser("healthcheck",
+                            help="exit 0 when this host's worker heartbeat is fresh")
     health.add_argument("kind", choices=["worker"])
     health.add_argument("queue", choices=sorted(WORKERS))
     health.set_defaults(func=_healthcheck)
@@ -127,7 +129,8 @@ def _date_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _identity(args, settings) -> tuple[str, str, int]:
-    return args.network or settings.NETWORK, args.processing_date, args.days or settings.WINDOW_DAYS
+    return (args.network or settings.NETWORK, args.processing_date,
+            args.days or settings.WINDOW_DAYS)
 
 
 def _worker(args, settings) -> int:

@@ -1,4 +1,4 @@
-"""The process job: score, rank and publish one downloaded date with models loaded once per worker."""
+"""The process job: score, rank and publish one date with models loaded once per worker."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def models(settings: Settings):
 
 
 def process_job(network: str, processing_date: str, window_days) -> dict:
-    """Process INPUT_DIR/{date} into OUTPUT_DIR/{date}, published atomically; record steps and counts."""
+    """Process INPUT_DIR/{date} into OUTPUT_DIR/{date}, published atomically; record progress."""
     job = get_current_job()
     days = window_days
     jobs.record(job, step="processing")
@@ -58,7 +58,8 @@ def process_job(network: str, processing_date: str, window_days) -> dict:
                                  progress=_recorder(job))
     except PERMANENT as exc:
         jobs.fail_now(job, exc)
-        log.error("process %s %s %sd failed (bad input, no retry): %s", network, processing_date, days, exc)
+        log.error("process %s %s %sd failed (bad input, no retry): %s", network, processing_date,
+                  days, exc)
         raise
     except Exception as exc:  # the job boundary: keep the reason for `status`
         jobs.note_error(job, exc)

@@ -1,4 +1,4 @@
-"""`aml-miner worker process`: the process worker, with the three models loaded before it takes a job."""
+"""`aml-miner worker process`: the process worker; loads the three models before taking a job."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def fork_safe_openmp() -> None:
     the processor passes num_threads to LightGBM explicitly.
     """
     if "lightgbm" in sys.modules:
-        raise ForkUnsafeError("lightgbm was imported before the process worker set OMP_NUM_THREADS=1")
+        raise ForkUnsafeError("lightgbm was imported before the process worker set "
+                              "OMP_NUM_THREADS=1")
     os.environ["OMP_NUM_THREADS"] = "1"  # read by libgomp when lightgbm loads it
 
 

@@ -16,8 +16,8 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from shared import jobs
 from tests.chain_fixtures import (CHAIN, REPO, cli, conn, process_env, use_env,  # noqa: F401
                                   wait_for, work)
-from tests.s3_fixtures import (DATE, NETWORK, WINDOW, fake_batch, moto_endpoint, proxy,  # noqa: F401
-                               s3_proxy, sot)
+from tests.s3_fixtures import (DATE, NETWORK, WINDOW, fake_batch, moto_endpoint,  # noqa: F401
+                               proxy, s3_proxy, sot)
 
 DL_ID = f"download-{NETWORK}-{DATE}-{WINDOW}"
 PR_ID = f"process-{NETWORK}-{DATE}-{WINDOW}"
@@ -25,7 +25,7 @@ PR_ID = f"process-{NETWORK}-{DATE}-{WINDOW}"
 
 @pytest.fixture
 def s(sot, conn, use_env):
-    """Chain settings whose S3 is the test bucket behind the proxy; botocore tries once, RQ retries."""
+    """Chain settings whose S3 is the test bucket behind the proxy; botocore tries once."""
     return use_env(sot.settings.replace(**CHAIN, SOT_S3_MAX_ATTEMPTS=1, JOB_RETRIES=2))
 
 
@@ -115,7 +115,8 @@ def test_a_missing_old_batch_fails_at_once_but_a_fresh_one_is_retried(sot, s, co
     fresh = jobs.enqueue_download(s, NETWORK, today, WINDOW)
     work(conn, s.QUEUE_DOWNLOAD, max_jobs=1)
     job = jobs.fetch(conn, fresh.job_id)
-    assert job.get_status() == JobStatus.QUEUED and job.retries_left == 1  # the SOT may publish late
+    # the SOT may still publish today's batch: retried
+    assert job.get_status() == JobStatus.QUEUED and job.retries_left == 1
 
 
 def test_rq_enqueue_from_the_readme_reaches_the_same_job(sot, s, conn):
@@ -161,17 +162,19 @@ def test_the_download_worker_never_imports_lightgbm(sot, s, conn, tmp_path):
             open({str(marker)!r}, "a").write("{name} in pid %d\\n" % os.getpid())
             raise ImportError("the download worker must not import {name}")
         """))
-    # services.processor.cli (argparse only) is loaded by the dispatcher; the processor's code must not be.
-    script = ("import sys; from services.cli import main; rc = main(['worker', 'download', '--burst']);"
+    # services.processor.cli (argparse only) is loaded by the dispatcher; the processor is not.
+    script = ("import sys; from services.cli import main;"
+              " rc = main(['worker', 'download', '--burst']);"
               " print('LOADED', sorted(m for m in sys.modules if m in ('lightgbm', 'sklearn')"
-              " or m.startswith('services.processor.') and m != 'services.processor.cli')); sys.exit(rc)")
+              " or m.startswith('services.processor.') and m != 'services.processor.cli'));"
+              " sys.exit(rc)")
     env = process_env(s, PYTHONPATH=os.pathsep.join([str(trap), str(REPO)]))
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "LOADED []" in out.stdout
     assert not marker.exists(), marker.read_text()
-    assert jobs.fetch(conn, DL_ID).get_status() == JobStatus.FINISHED  # the job ran in a forked horse
+    assert jobs.fetch(conn, DL_ID).get_status() == JobStatus.FINISHED  # ran in a forked horse
     assert jobs.fetch(conn, PR_ID).get_status() == JobStatus.QUEUED
 
 

@@ -1,4 +1,4 @@
-"""The whole chain on a sample batch: enqueue -> download (loopback S3) -> process -> published output."""
+"""The whole chain on a sample batch: enqueue -> download (loopback S3) -> process -> published."""
 
 import contextlib
 import json
@@ -19,7 +19,8 @@ from shared import jobs, storage
 from shared.sample import generate_batch, write_input, write_sot
 from tests.chain_fixtures import (CHAIN, REPO, cli, conn, process_env, use_env,  # noqa: F401
                                   wait_for, work)
-from tests.s3_fixtures import DATE, NETWORK, WINDOW, moto_endpoint, proxy, s3_proxy, sot  # noqa: F401
+from tests.s3_fixtures import (DATE, NETWORK, WINDOW, moto_endpoint, proxy,  # noqa: F401
+                               s3_proxy, sot)
 
 PR_ID = f"process-{NETWORK}-{DATE}-{WINDOW}"
 
@@ -59,12 +60,14 @@ def test_enqueue_downloads_processes_and_publishes(s, conn):
     status = jobs.date_status(s, NETWORK, DATE, WINDOW)
     assert status.state == "published" and status.version
     metadata = json.loads((s.OUTPUT_DIR / DATE / storage.METADATA).read_text())
-    assert (metadata["network"], metadata["window_days"], metadata["alert_count"]) == (NETWORK, WINDOW, 300)
+    identity = (metadata["network"], metadata["window_days"], metadata["alert_count"])
+    assert identity == (NETWORK, WINDOW, 300)
     ranked = pq.read_table(s.OUTPUT_DIR / DATE / storage.ALERTS_RANKED)
     assert ranked.num_rows == 300
     meta = jobs.fetch(conn, PR_ID).get_meta()
     assert meta["step"] == "published" and meta["scored"] == 300 and meta["ranked"] == 300
-    assert meta["done"] == ["validated", "features", "scored", "ranked", "clusters_scored", "written"]
+    assert meta["done"] == ["validated", "features", "scored", "ranked", "clusters_scored",
+                            "written"]
     assert meta["clusters_scored"] == metadata["cluster_count"]
     assert status.progress["step"] == "published"
     again = jobs.enqueue_download(s, NETWORK, DATE, WINDOW)
@@ -126,7 +129,10 @@ def process_worker():
 
 
 def kill_tree(proc: subprocess.Popen) -> None:
-    """SIGKILL a worker and its work horse together, as a container's kill does (the horse has its own group)."""
+    """SIGKILL a worker and its work horse together, as a container kill does.
+
+    The horse runs in its own process group, so killing the worker's group would miss it.
+    """
     with contextlib.suppress(psutil.NoSuchProcess):
         tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
         for member in tree:
@@ -217,7 +223,8 @@ def test_a_hard_kill_while_writing_leaves_the_previous_output(big, conn, process
     kill_tree(proc)  # the worker and its work horse, mid-write
     proc.wait(timeout=30)
     assert job.get_status() != JobStatus.FINISHED
-    left = [p.name for p in (big.OUTPUT_DIR / storage.VERSIONS).iterdir() if p.name != version.name]
+    versions = big.OUTPUT_DIR / storage.VERSIONS
+    left = [p.name for p in versions.iterdir() if p.name != version.name]
     assert left  # the killed job's half-written folder: there, but never published
     assert storage.resolve(big.OUTPUT_DIR / DATE) == version
     assert output_files(big) == previous

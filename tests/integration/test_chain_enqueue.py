@@ -1,4 +1,4 @@
-"""Enqueue rules and date status against a real Redis (no job runs the download or process code here)."""
+"""Enqueue rules and date status on a real Redis (no job here runs the download or process)."""
 
 import datetime as dt
 import json
@@ -8,7 +8,8 @@ from rq.job import JobStatus
 from rq.registry import ScheduledJobRegistry
 
 from shared import jobs, schedule, storage
-from tests.chain_fixtures import chain_settings, cli, conn, process_env, use_env, work  # noqa: F401
+from tests.chain_fixtures import (chain_settings, cli, conn, process_env,  # noqa: F401
+                                  use_env, work)
 
 DATE = "2025-10-26"
 
@@ -24,19 +25,21 @@ def publish_output(settings, network="bitcoin", window_days=7) -> str:
 
 
 def fail_under_canonical_id(settings, conn):
-    """A job under the date's download id that really fails in a worker (bad argument to a real function)."""
+    """A job under the date's download id that really fails in a worker (a bad argument)."""
     Queue(settings.QUEUE_DOWNLOAD, connection=conn).enqueue_call(
         "shared.jobs.window", args=("seven",), job_id=jobs.download_id("bitcoin", DATE, 7))
     work(conn, settings.QUEUE_DOWNLOAD)
 
 
 def test_enqueue_queues_the_canonical_job_with_retry_and_timeout(chain_settings, conn):
-    s = chain_settings.replace(JOB_RETRIES=2, JOB_RETRY_INTERVALS=("10", "60"), JOB_TIMEOUT_DOWNLOAD=77)
+    s = chain_settings.replace(JOB_RETRIES=2, JOB_RETRY_INTERVALS=("10", "60"),
+                               JOB_TIMEOUT_DOWNLOAD=77)
     result = jobs.enqueue_download(s, "bitcoin", DATE, 7)
     assert result.enqueued and result.job_id == "download-bitcoin-2025-10-26-7"
     job = jobs.fetch(conn, result.job_id)
     assert job.func_name == jobs.DOWNLOAD_JOB and job.origin == s.QUEUE_DOWNLOAD
-    assert job.kwargs == {"network": "bitcoin", "processing_date": DATE, "window_days": 7, "force": False}
+    assert job.kwargs == {"network": "bitcoin", "processing_date": DATE, "window_days": 7,
+                          "force": False}
     assert (job.timeout, job.retries_left, job.retry_intervals) == (77, 2, [10, 60])
     assert jobs.date_status(s, "bitcoin", DATE, 7).state == "queued"
 
@@ -62,7 +65,8 @@ def test_a_published_date_needs_force_to_run_again(chain_settings, conn):
     status = jobs.date_status(chain_settings, "bitcoin", DATE, 7)
     assert (status.state, status.version) == ("published", version)
     plain = jobs.enqueue_download(chain_settings, "bitcoin", DATE, 7)
-    assert not plain.enqueued and "already published" in plain.message and "--force" in plain.message
+    assert not plain.enqueued
+    assert "already published" in plain.message and "--force" in plain.message
     forced = jobs.enqueue_download(chain_settings, "bitcoin", DATE, 7, force=True)
     assert forced.enqueued
     assert jobs.fetch(conn, forced.job_id).kwargs["force"] is True
@@ -136,7 +140,8 @@ def test_a_due_tick_enqueues_its_date_and_arms_the_next(chain_settings, conn, us
     s = use_env(chain_settings.replace(SCHEDULE_ENABLED=True))
     tick = dt.datetime(2025, 10, 26, 0, 15, tzinfo=dt.timezone.utc)  # in the past: due now
     assert schedule.arm(s, conn, tick)
-    work(conn, s.QUEUE_DOWNLOAD, max_jobs=1, scheduler=True)  # RQ's scheduler moves it, the worker runs it
+    # RQ's scheduler moves it to the queue, the worker runs it
+    work(conn, s.QUEUE_DOWNLOAD, max_jobs=1, scheduler=True)
     assert jobs.fetch(conn, "schedule-bitcoin-7-20251026T0015").get_status() == JobStatus.FINISHED
     assert jobs.fetch(conn, "download-bitcoin-2025-10-26-7").get_status() == JobStatus.QUEUED
     following = jobs.fetch(conn, "schedule-bitcoin-7-20251027T0015")

@@ -51,8 +51,9 @@ def test_heartbeat_is_touched_idle_and_busy_and_goes_stale_after_sigterm(chain_s
     finally:
         out = stop(proc)
     assert "warm shut down requested" in out
-    stale = wait_for(lambda: cli("healthcheck", "worker", "download", env=process_env(s)).returncode == 1,
-                     timeout=15, interval=0.5, what="the heartbeat to go stale")
+    def unhealthy():
+        return cli("healthcheck", "worker", "download", env=process_env(s)).returncode == 1
+    stale = wait_for(unhealthy, timeout=15, interval=0.5, what="the heartbeat to go stale")
     assert stale and find_check(s) == 1
 
 

@@ -8,7 +8,7 @@ from shared.settings import Settings, SettingsError
 def test_job_ids_are_deterministic_and_use_only_rq_characters():
     assert jobs.download_id("bitcoin", "2025-10-26", 7) == "download-bitcoin-2025-10-26-7"
     assert jobs.process_id("torus", "2025-01-02", "30") == "process-torus-2025-01-02-30"
-    assert jobs.download_id("bitcoin", "2025-10-26", "7") == jobs.download_id("bitcoin", "2025-10-26", 7)
+    assert jobs.download_id("bitcoin", "2025-10-26", "7") == "download-bitcoin-2025-10-26-7"
 
 
 @pytest.mark.parametrize("network,date,window,names", [
@@ -26,7 +26,8 @@ def test_a_bad_part_of_a_job_id_is_refused_by_name(network, date, window, names)
 
 
 def test_retry_policy_comes_from_settings():
-    retry = jobs.retry_policy(Settings.from_env({"JOB_RETRIES": "4", "JOB_RETRY_INTERVALS": "5,60"}))
+    env = {"JOB_RETRIES": "4", "JOB_RETRY_INTERVALS": "5,60"}
+    retry = jobs.retry_policy(Settings.from_env(env))
     assert isinstance(retry, Retry)
     assert (retry.max, retry.intervals) == (4, [5, 60])
     assert jobs.retry_policy(Settings.from_env({"JOB_RETRIES": "0"})) is None

@@ -33,8 +33,9 @@ def test_next_run_and_its_date_across_utc_midnight(now, expected_tick, expected_
 
 
 def test_last_tick_is_the_latest_at_or_before_now():
-    assert schedule.last_tick(at("2025-10-26T00:14:00+00:00"), AT) == at("2025-10-25T00:15:00+00:00")
-    assert schedule.last_tick(at("2025-10-26T00:15:00+00:00"), AT) == at("2025-10-26T00:15:00+00:00")
+    before, on_time = at("2025-10-26T00:14:00+00:00"), at("2025-10-26T00:15:00+00:00")
+    assert schedule.last_tick(before, AT) == at("2025-10-25T00:15:00+00:00")
+    assert schedule.last_tick(on_time, AT) == on_time
 
 
 def test_offset_days_moves_the_date_back():
@@ -57,4 +58,5 @@ def test_a_bad_schedule_time_names_the_variable(text):
 def test_tick_ids_are_unique_per_run_and_valid_rq_ids():
     tick = at("2025-10-26T00:15:00+00:00")
     assert schedule.tick_id("bitcoin", 7, tick) == "schedule-bitcoin-7-20251026T0015"
-    assert schedule.tick_id("bitcoin", 7, at("2025-10-26T02:15:00+02:00")) == "schedule-bitcoin-7-20251026T0015"
+    same_moment = at("2025-10-26T02:15:00+02:00")
+    assert schedule.tick_id("bitcoin", 7, same_moment) == "schedule-bitcoin-7-20251026T0015"
