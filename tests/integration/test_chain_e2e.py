@@ -17,8 +17,8 @@ from rq.job import JobStatus
 
 from shared import jobs, storage
 from shared.sample import generate_batch, write_input, write_sot
-from tests.chain_fixtures import (CHAIN, REPO, cli, conn, process_env, use_env,  # noqa: F401
-                                  wait_for, work)
+from tests.chain_fixtures import (CHAIN, REPO, chain_settings, cli, conn,  # noqa: F401
+                                  process_env, use_env, wait_for, work)
 from tests.s3_fixtures import (DATE, NETWORK, WINDOW, moto_endpoint, proxy,  # noqa: F401
                                s3_proxy, sot)
 
@@ -169,13 +169,8 @@ def big_input(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def big(chain_settings_big, big_input):
-    return chain_settings_big.replace(INPUT_DIR=big_input)
-
-
-@pytest.fixture
-def chain_settings_big(settings, conn):
-    return settings.replace(**CHAIN)
+def big(chain_settings, big_input):
+    return chain_settings.replace(INPUT_DIR=big_input)
 
 
 def complete_or_absent(folder: Path) -> bool:
@@ -228,3 +223,16 @@ def test_a_hard_kill_while_writing_leaves_the_previous_output(big, conn, process
     assert left  # the killed job's half-written folder: there, but never published
     assert storage.resolve(big.OUTPUT_DIR / DATE) == version
     assert output_files(big) == previous
+
+
+def test_a_plain_rq_worker_runs_the_process_job_loading_models_itself(chain_settings, conn,
+                                                                      tmp_path):
+    s = chain_settings.replace(INPUT_DIR=tmp_path / "input")
+    write_input(generate_batch(NETWORK, DATE, WINDOW, n_alerts=300, seed=3), s.INPUT_DIR)
+    jobs.enqueue_process(s, NETWORK, DATE, WINDOW, connection=conn)
+    out = subprocess.run(["rq", "worker", "-u", s.REDIS_URL, "--burst", s.QUEUE_PROCESS],
+                         cwd=REPO, env=process_env(s), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert jobs.fetch(conn, PR_ID).get_status() == JobStatus.FINISHED
+    assert jobs.date_status(s, NETWORK, DATE, WINDOW).state == "published"
+    assert "not preloaded" in out.stdout + out.stderr
