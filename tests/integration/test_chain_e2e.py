@@ -184,6 +184,7 @@ def test_sigterm_during_processing_finishes_the_job_and_publishes_whole(big, con
     jobs.enqueue_process(big, NETWORK, DATE, WINDOW, connection=conn)
     job = jobs.fetch(conn, PR_ID)
     wait_for(lambda: job.get_status() == JobStatus.STARTED, timeout=60, what="processing to start")
+    assert jobs.date_status(big, NETWORK, DATE, WINDOW).state == "processing"
     os.kill(proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + 120
     while proc.poll() is None:  # a reader never sees a partial folder meanwhile
