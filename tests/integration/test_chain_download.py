@@ -190,13 +190,17 @@ def test_cli_status_shows_the_download_progress(sot, s, conn):
 def test_status_says_downloading_while_a_real_worker_downloads(sot, s, conn):
     s = s.replace(SOT_S3_READ_TIMEOUT=10.0)
     sot.put_batch(fake_batch(20_000))
-    sot.proxy.stall(times=1, seconds=3, key_suffix="alerts.parquet")  # a slow S3, not a failure
+    sot.proxy.stall(times=1, seconds=3, key_suffix="alerts.parquet")  # a slow GET (then dropped)
     jobs.enqueue_download(s, NETWORK, DATE, WINDOW)
-    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "worker", "download"], cwd=REPO,
-                            env=process_env(s), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "worker", "download"],
+                            cwd=REPO, env=process_env(s), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+    def downloading():
+        status = jobs.date_status(s, NETWORK, DATE, WINDOW)
+        return status if status.state == "downloading" else None
     try:
-        status = wait_for(lambda: (st := jobs.date_status(s, NETWORK, DATE, WINDOW)).state
-                          == "downloading" and st, timeout=30, what="the download to start")
+        status = wait_for(downloading, timeout=30, what="the download to start")
         assert status.progress["step"] == "downloading" and status.stage == "download"
         wait_for(lambda: jobs.date_status(s, NETWORK, DATE, WINDOW).stage == "process",
                  timeout=60, what="the download to finish")
