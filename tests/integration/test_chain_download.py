@@ -196,12 +196,12 @@ def test_status_says_downloading_while_a_real_worker_downloads(sot, s, conn):
                             cwd=REPO, env=process_env(s), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
 
-    def downloading():
+    def downloading():  # RQ marks the job started a moment before the job records its step
         status = jobs.date_status(s, NETWORK, DATE, WINDOW)
-        return status if status.state == "downloading" else None
+        return status if status.progress.get("step") == "downloading" else None
     try:
         status = wait_for(downloading, timeout=30, what="the download to start")
-        assert status.progress["step"] == "downloading" and status.stage == "download"
+        assert status.state == "downloading" and status.stage == "download"
         wait_for(lambda: jobs.date_status(s, NETWORK, DATE, WINDOW).stage == "process",
                  timeout=60, what="the download to finish")
     finally:
