@@ -58,7 +58,8 @@ def run_processor(input_dir: Path, output_dir: Path, processing_date: str, model
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip()[-2000:]
         raise ProcessorFailed(f"{' '.join(argv)} exited {done.returncode}: {tail}")
-    log.info("processor re-run of %s took %.1f s", processing_date, time.monotonic() - started)
+    log.info("processor run of %s with %s took %.1f s", processing_date, models_dir,
+             time.monotonic() - started)
     return Path(output_dir) / processing_date
 
 

@@ -98,9 +98,8 @@ def training_dates(models_dir: Path) -> set[str]:
             data = json.loads(sidecar.read_text())
         except (OSError, ValueError):
             continue
-        window = data.get("training_window") if isinstance(data, dict) else None
-        dates = (window or {}).get("dates") if isinstance(window, dict) else None
-        found.update(str(d) for d in (dates or []))
+        dates = data.get("training_dates") if isinstance(data, dict) else None
+        found.update(str(d) for d in (dates if isinstance(dates, list) else []))
     return found
 
 
@@ -114,7 +113,9 @@ def run_models(label: str, models_dir: Path, dates: list[str], input_dir: Path, 
         result = FolderSource(out).load(date)
         versions.update(result.metadata.get("model_versions") or {})
         per_date[date] = judge_date(result, batches[date], pool)
-        log.info("evaluate [%s] %s: alert ROC AUC %s", label, date, per_date[date]["alert_roc_auc"])
+        log.info("evaluate [%s] %s: gate %s, alert ROC AUC %s", label, date,
+                 "pass" if per_date[date]["integrity"]["passed"] else "FAIL",
+                 per_date[date]["alert_roc_auc"])
     seen = sorted(training_dates(models_dir).intersection(dates))
     run = {"label": label, "models_dir": str(models_dir), "model_versions": versions,
            "per_date": per_date, "pooled": pooled(pool), "trained_on_evaluated_dates": seen}
@@ -129,6 +130,14 @@ def _flatten(pooled_metrics: dict) -> dict:
     return flat
 
 
+def better(metric: str, diff: float) -> str:
+    """Which side wins on a metric ('' for counts and ties): Brier and gate failures want less."""
+    lower_wins = "brier" in metric or metric == "gate failures"
+    if diff == 0 or not any(k in metric for k in ("auc", "brier", "precision", "ndcg", "gate")):
+        return ""
+    return "B" if (diff < 0) == lower_wins else "A"
+
+
 def comparison(runs: list[dict]) -> list[dict]:
     """Rows metric | A | B | B - A over the pooled metrics and each date's alert ROC AUC."""
     flats = [_flatten(r["pooled"]) for r in runs]
@@ -140,6 +149,7 @@ def comparison(runs: list[dict]) -> list[dict]:
         row = {"metric": metric, **{r["label"]: f[metric] for r, f in zip(runs, flats)}}
         if len(runs) == 2 and all(isinstance(row[k], (int, float)) for k in LABELS):
             row["B - A"] = row["B"] - row["A"]
+            row["better"] = better(metric, row["B - A"])
         rows.append(row)
     return rows
 

@@ -103,7 +103,7 @@ def text_evaluate(report: dict) -> str:
                          f"alert ROC AUC {fmt(one['alert_roc_auc'])}, entropy {fmt(one['entropy'])}")
     columns = ["metric", *(r["label"] for r in report["runs"])]
     if len(report["runs"]) == 2:
-        columns.append("B - A")
+        columns += ["B - A", "better"]
     lines += [f"  note: {n}" for n in report.get("notes", [])]
     lines += ["", "POOLED OVER DATES", *_table(report["comparison"], columns), "",
               f"VERDICT: {report['verdict']['summary']} (exit code {report['verdict']['exit_code']})"]
@@ -154,7 +154,7 @@ def _html_truth(gt: dict | None) -> str:
 def _html_body(report: dict) -> list[str]:
     if report["kind"] == "evaluate":
         columns = ["metric", *(r["label"] for r in report["runs"])]
-        columns += ["B - A"] if len(report["runs"]) == 2 else []
+        columns += ["B - A", "better"] if len(report["runs"]) == 2 else []
         runs = "".join(f"<li>[{html.escape(r['label'])}] {html.escape(r['models_dir'])}: "
                        f"{html.escape(str(r['model_versions']))}</li>" for r in report["runs"])
         return [f"<ul>{runs}</ul>", "<h2>Pooled over dates</h2>", _html_rows(report["comparison"], columns)]
