@@ -134,3 +134,44 @@ def copy_tree(src: Path, dst: Path) -> Path:
     """A copy of a folder tree, symlinks kept as symlinks (so a published root stays published)."""
     shutil.copytree(src, dst, symlinks=True)
     return dst
+
+
+# --- Integration: real generator, real processor, real CLI -------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED_MODELS = REPO / "trained_models"
+
+
+def cli(*args: str, timeout: float = 600) -> "subprocess.CompletedProcess":
+    """Run `python -m services.cli ...` from this checkout, capturing its output."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "services.cli", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def generate_inputs(input_root: Path, dates, n_alerts: int, seed: int = 0) -> None:
+    """Sample SOT dates written as the downloader writes them (one seed: addresses recur across dates)."""
+    from shared.sample import generate_batch, write_input
+
+    for date in dates:
+        write_input(generate_batch("bitcoin", date, window_days=7, n_alerts=n_alerts, seed=seed),
+                    input_root)
+
+
+def process(input_root: Path, output_root: Path, date: str, models_dir: Path = SHIPPED_MODELS) -> None:
+    """Score one date with the real processor (a subprocess), or fail showing its stderr."""
+    done = cli("process", "--input-dir", input_root, "--output-dir", output_root,
+               "--processing-date", date, "--models-dir", models_dir)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def report_of(report_dir: Path, stem: str) -> dict:
+    """A written JSON report."""
+    return json.loads((Path(report_dir) / f"{stem}.json").read_text())
+
+
+def checks_by_name(checks: list[dict]) -> dict[str, dict]:
+    """Report checks keyed by name."""
+    return {c["name"]: c for c in checks}

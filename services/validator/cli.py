@@ -1,8 +1,9 @@
 """Subcommands of the local validator: `validate` one published date, `evaluate` model folders.
 
 Exit codes: 0 all good; 1 the integrity gate failed (for `evaluate`: on any
-date); 2 the check could not run (bad date, missing input or output, API
-unreachable, processor failed); 3 the gate passed but the re-run differed.
+date); 2 the check could not start (bad date, missing input or output, API
+unreachable; for `evaluate` also a processor failure); 3 the gate passed but
+determinism did not (the re-run differed, or the processor could not re-run).
 """
 
 from __future__ import annotations
@@ -115,4 +116,5 @@ def run_evaluate(args, settings) -> int:
                                       _command(args), _rerun_env(settings))
     except (ContractError, determinism.ProcessorFailed) as exc:
         return _fail("evaluate", str(exc))
-    return _finish(outcome, _report_dir(args, settings), f"evaluate_{dates[0]}_{dates[-1]}")
+    span = dates[0] if len(dates) == 1 else f"{dates[0]}_{dates[-1]}"
+    return _finish(outcome, _report_dir(args, settings), f"evaluate_{span}")
