@@ -40,8 +40,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-dir", type=Path,
                         help="where the JSON and HTML reports go (default: 'reports' next to OUTPUT_DIR)")
     parser.add_argument("--processor-command", metavar="CMD",
-                        help="command that runs aml-miner for re-runs, e.g. 'docker compose run --rm "
-                             "processor aml-miner' (default: this Python with -m services.cli)")
+                        help="command prefix that runs aml-miner for re-runs, e.g. "
+                             "/opt/aml/.venv/bin/aml-miner (default: this Python with -m services.cli)")
 
 
 def _fail(command: str, message: str) -> int:
