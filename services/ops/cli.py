@@ -39,6 +39,9 @@ def add_commands(sub) -> None:
                    help="number of alerts (default 2000)")
     p.add_argument("--legacy-columns", action="store_true",
                    help="add the legacy feature columns older SOT versions carry")
+    p.add_argument("--bucket", metavar="NAME",
+                   help="also upload the batch and labels to this bucket at SOT_S3_ENDPOINT "
+                        "(created if missing; public-read when no keys are set)")
     p.set_defaults(func=run_sample)
 
 
@@ -63,4 +66,22 @@ def run_sample(args, settings) -> int:
     except OSError as exc:
         print(f"aml-miner sample: cannot write: {exc}", file=sys.stderr)
         return 1
+    if args.bucket:
+        return _upload(args, settings, network, days)
+    return 0
+
+
+def _upload(args, settings, network: str, days: int) -> int:
+    """Upload the batch just written (and the network's labels) to args.bucket."""
+    from shared import storage
+    from shared.settings import SettingsError
+    from services.ops.upload import UploadError, upload_tree
+
+    only = (storage.sot_prefix(network, args.processing_date, days), storage.labels_key(network))
+    try:
+        summary = upload_tree(args.output_dir, settings, bucket=args.bucket, only=only)
+    except (UploadError, SettingsError) as exc:
+        print(f"aml-miner sample: upload failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"s3://{summary['bucket']}/{only[0]}")
     return 0
