@@ -159,6 +159,11 @@ def test_evaluate_compares_shipped_models_with_a_retrained_candidate_then_promot
     validated = vf.report_of(tmp_path / "v", f"validate_{DAY}")["ground_truth"]["alerts"]["roc_auc"]
     assert shipped["per_date"][DAY]["alert_roc_auc"] == pytest.approx(validated, abs=1e-12)
 
+    # A date the candidate was trained on is flagged as not held out.
+    seen = vf.cli("evaluate", "--dates", "2025-10-18", "--input-dir", history, "--models-dir", candidate,
+                  "--report-dir", tmp_path / "r")
+    assert seen.returncode == 0 and "trained on evaluated date(s) 2025-10-18: not held out" in seen.stdout
+
     # Promote: copy the candidate's files next to the shipped ones; the processor takes the highest version.
     promoted = vf.copy_tree(vf.SHIPPED_MODELS, tmp_path / "promoted")
     for path in candidate.glob("*_v9.1.0.*"):
