@@ -78,9 +78,11 @@ def compare_scores(name: str, key: str, published: pd.DataFrame, rerun: pd.DataF
     bad = (diff > tolerance) | (np.isnan(diff) & ~both_nan)
     offending = [*map(str, only), *(f"{i} ({d:.3g})" for i, d in zip(common[bad], diff[bad]))]
     worst = float(np.nanmax(diff)) if len(diff) and not np.all(np.isnan(diff)) else 0.0
+    one_nan = int((np.isnan(diff) & ~both_nan).sum())
+    nan_note = f", {one_nan} NaN on one side only" if one_nan else ""
     return finding(f"determinism.{name}", offending,
                    "{n} id(s) differ between the published output and the re-run "
-                   f"(max abs diff {worst:.3g}, tolerance {tolerance:g})",
+                   f"(max abs diff {worst:.3g}{nan_note}, tolerance {tolerance:g})",
                    f"{len(common)} scores equal within {tolerance:g} (max abs diff {worst:.3g})")
 
 

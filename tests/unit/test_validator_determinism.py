@@ -85,3 +85,11 @@ def test_child_env_carries_every_setting():
     assert env["NETWORK"] == "ethereum" and env["PATH"] == "/bin"
     assert env["MINER_VALIDATOR_HOTKEYS"] == "a,b"
     assert Settings.from_env(env) == settings
+
+
+def test_a_score_that_became_nan_is_a_difference(pair):
+    vf.rewrite(pair[1], lambda p: p["alerts"].__setitem__("score", p["alerts"]["score"].where(
+        p["alerts"]["alert_id"] != "a26-0003")))
+    check = compare(pair)["determinism.alert_scores"]
+    assert check.offending == ["a26-0003 (nan)"]
+    assert "1 NaN on one side only" in check.detail
