@@ -35,7 +35,7 @@ def _check_line(check: dict) -> str:
 def _section_checks(title: str, checks: list[dict]) -> list[str]:
     gating = [c for c in checks if c["gate"]]
     failed = [c for c in gating if not c["passed"]]
-    verdict = "PASS" if not failed else f"FAIL ({len(failed)} failed)"
+    verdict = "PASS" if not failed else "FAIL"
     return [f"{title}: {verdict} ({len(gating) - len(failed)}/{len(gating)} checks pass)",
             *(_check_line(c) for c in checks)]
 
