@@ -183,9 +183,20 @@ def queued(settings, date: str, env: dict) -> tuple[float, dict]:
     if out.returncode != 0 or "enqueued:" not in out.stdout:
         raise SystemExit(f"bench: enqueue failed: {out.stdout}{out.stderr}")
     enqueue_s = time.perf_counter() - started
-    wait_for(lambda: visible(settings, date), 600, f"{date} to become visible")
+    wait_for(lambda: visible(settings, date) or failed(settings, date), 600,
+             f"{date} to become visible")
     total = time.perf_counter() - started
     return total, breakdown(settings, date, wall, wall + total, enqueue_s)
+
+
+def failed(settings, date: str) -> bool:
+    """Stop waiting (and say why) when the chain failed instead of publishing."""
+    from shared import jobs
+
+    status = jobs.date_status(settings, NETWORK, date, WINDOW)
+    if status.state == "failed":
+        raise SystemExit(f"bench: {status.describe()}")
+    return False
 
 
 def breakdown(settings, date: str, t0: float, t_end: float, enqueue_s: float) -> dict:
