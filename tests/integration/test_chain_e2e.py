@@ -13,6 +13,7 @@ import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from rq import Queue
 from rq.job import JobStatus
 
 from shared import jobs, storage
@@ -145,11 +146,14 @@ def test_the_process_worker_runs_a_job_in_a_forked_horse_with_preloaded_models(b
                                                                               process_worker):
     """LightGBM's OpenMP threads do not survive fork; a job must still finish, not hang."""
     proc = process_worker(big)
+    # pyarrow sizes its thread pool from OMP_NUM_THREADS: a job must still see every core
+    arrow = Queue(big.QUEUE_PROCESS, connection=conn).enqueue("pyarrow.cpu_count")
     jobs.enqueue_process(big, NETWORK, DATE, WINDOW, connection=conn)
     job = jobs.fetch(conn, PR_ID)
     wait_for(lambda: job.get_status() in (JobStatus.FINISHED, JobStatus.FAILED), timeout=120,
              what="the job to end")
     assert job.get_status() == JobStatus.FINISHED, jobs.failure_reason(job)
+    assert arrow.return_value() == pa.cpu_count()
     assert complete_or_absent(big.OUTPUT_DIR / DATE) and storage.resolve(big.OUTPUT_DIR / DATE)
     os.kill(proc.pid, signal.SIGTERM)
     out = proc.communicate(timeout=30)[0]
