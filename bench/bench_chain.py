@@ -165,13 +165,46 @@ def http_status(url: str) -> int:
 
 
 def visible(settings, date: str) -> bool:
-    """The date's result as a client sees it: the API's metadata, else the published folder."""
-    if has_api():
-        return http_status(f"{api_url(settings)}/metadata/{date}") == 200
+    """The date's result as a client sees it: the API's metadata, else the published folder.
+
+    The folder is checked first (a stat), so polling does not load the API while it waits.
+    """
     from shared import storage
 
     version = storage.resolve(settings.OUTPUT_DIR / date)
-    return version is not None and (version / storage.METADATA).is_file()
+    if version is None or not (version / storage.METADATA).is_file():
+        return False
+    return not has_api() or http_status(f"{api_url(settings)}/metadata/{date}") == 200
+
+
+def wait_idle(procs: list[subprocess.Popen], timeout: float = 300) -> None:
+    """Wait until the stack's processes (and their children) use almost no CPU.
+
+    The API renders each newly published date in the background; a run must not pay for
+    the previous run's rendering, so both paths start from an idle stack.
+    """
+    import psutil
+
+    def busy_seconds() -> float:
+        total = 0.0
+        for proc in procs:
+            try:
+                tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(True)]
+            except psutil.NoSuchProcess:
+                continue
+            for member in tree:
+                try:
+                    times = member.cpu_times()
+                except psutil.NoSuchProcess:
+                    continue
+                total += times.user + times.system
+        return total
+
+    def idle() -> bool:
+        before = busy_seconds()
+        time.sleep(0.5)
+        return busy_seconds() - before < 0.05
+    wait_for(idle, timeout, "the stack to go idle", interval=0)
 
 
 def queued(settings, date: str, env: dict) -> tuple[float, dict]:
@@ -251,7 +284,9 @@ def measure(settings, dates: list[str], work: Path) -> list[tuple[str, float, fl
     try:
         start_stack(settings, env, work, procs)
         for date in dates:  # interleaved, so a busy moment of the machine hits both paths alike
+            wait_idle(procs)
             direct_s = direct(settings, date, models, work / "direct" / date)
+            wait_idle(procs)
             rows.append((date, direct_s, *queued(settings, date, env)))
     finally:
         stop(procs)
