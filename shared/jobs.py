@@ -95,6 +95,14 @@ def retry_policy(settings: Settings) -> Retry | None:
     return Retry(max=settings.JOB_RETRIES, interval=intervals or 0)
 
 
+def check(settings: Settings) -> None:
+    """Refuse job settings that cannot work, naming the variable (workers call it at start)."""
+    retry_policy(settings)
+    for name in ("HEARTBEAT_INTERVAL", "JOB_TIMEOUT_DOWNLOAD", "JOB_TIMEOUT_PROCESS"):
+        if getattr(settings, name) <= 0:
+            raise SettingsError(f"{name}={getattr(settings, name)!r} must be greater than 0")
+
+
 def fetch(connection: Redis, jid: str) -> Job | None:
     """The job with this id, or None when Redis holds no record of it."""
     try:

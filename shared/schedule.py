@@ -37,6 +37,14 @@ def parse_time(text: str) -> dt.time:
     return dt.time(int(match.group(1)), int(match.group(2)), tzinfo=UTC)
 
 
+def check(settings: Settings) -> None:
+    """Refuse schedule settings that cannot work, naming the variable."""
+    parse_time(settings.SCHEDULE_TIME_UTC)
+    if settings.SCHEDULE_DATE_OFFSET_DAYS < 0:
+        raise SettingsError(f"SCHEDULE_DATE_OFFSET_DAYS={settings.SCHEDULE_DATE_OFFSET_DAYS!r} "
+                            "must not be negative")
+
+
 def _utc(moment: dt.datetime) -> dt.datetime:
     if moment.tzinfo is None:
         raise ValueError("schedule times must be timezone-aware")

@@ -134,6 +134,15 @@ def _identity(args, settings) -> tuple[str, str, int]:
 
 
 def _worker(args, settings) -> int:
+    from shared import jobs, schedule
+    from shared.settings import SettingsError
+
+    try:
+        jobs.check(settings)
+        schedule.check(settings)
+    except SettingsError as exc:  # fail at start, not in the first job
+        print(f"aml-miner worker: configuration error: {exc}", file=sys.stderr)
+        return 2
     module = importlib.import_module(WORKERS[args.queue])
     return module.run(settings, burst=args.burst)
 

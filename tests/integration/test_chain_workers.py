@@ -116,3 +116,11 @@ def test_the_download_worker_arms_the_daily_schedule(chain_settings, conn):
                 schedule.tick_id("bitcoin", 7, schedule.next_tick(now, at))}
     assert expected <= set(ScheduledJobRegistry(s.QUEUE_DOWNLOAD, connection=conn).get_job_ids())
     assert "schedule: armed" in out.stdout
+
+
+def test_a_worker_refuses_bad_chain_settings_at_start_naming_them(chain_settings):
+    for name, value in (("SCHEDULE_TIME_UTC", "25:00"), ("JOB_RETRY_INTERVALS", ("soon",)),
+                        ("HEARTBEAT_INTERVAL", 0)):
+        out = cli("worker", "download", "--burst",
+                  env=process_env(chain_settings.replace(**{name: value})))
+        assert out.returncode == 2 and name in out.stderr, (name, out.stderr)
