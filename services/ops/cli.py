@@ -152,9 +152,11 @@ def _enqueue(args, settings) -> int:
 
     from shared import jobs
 
+    from shared.settings import SettingsError
+
     try:
         result = jobs.enqueue_download(settings, *_identity(args, settings), force=args.force)
-    except jobs.JobArgumentError as exc:
+    except (jobs.JobArgumentError, SettingsError) as exc:
         print(f"aml-miner enqueue: {exc}", file=sys.stderr)
         return 2
     except RedisError as exc:

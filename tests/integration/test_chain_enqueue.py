@@ -116,6 +116,9 @@ def test_cli_enqueue_and_status(chain_settings, conn):
     assert status.returncode == 0 and json.loads(status.stdout)["state"] == "queued"
     bad = cli("enqueue", "--processing-date", "2025-02-30", env=env)
     assert bad.returncode == 2 and "2025-02-30" in bad.stderr
+    bad_env = process_env(chain_settings.replace(JOB_RETRY_INTERVALS=("soon",)))
+    bad = cli("enqueue", "--processing-date", "2025-10-27", env=bad_env)
+    assert bad.returncode == 2 and "JOB_RETRY_INTERVALS" in bad.stderr
 
 
 def test_cli_status_of_a_failed_date_exits_1_with_the_reason(chain_settings, conn):
