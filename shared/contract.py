@@ -302,13 +302,18 @@ def read_arrow(folder: Path, spec: TableSpec, columns=None) -> pa.Table:
     return clean_arrow(path, _read_table(path, [c for c in wanted if c in present]), spec)
 
 
-def iter_arrow(folder: Path, spec: TableSpec, batch_rows: int = 131_072) -> Iterator[pa.Table]:
-    """Read and validate one file in batches of rows (not its key: that needs the whole column)."""
+def iter_arrow(folder: Path, spec: TableSpec, batch_rows: int = 131_072,
+               columns: list[str] | None = None) -> Iterator[pa.Table]:
+    """Read and validate one file in batches of rows (not its key: that needs the whole column).
+
+    With `columns`, only those are read (and none is required), in the file's order.
+    """
     path = Path(folder) / spec.file
     _read_schema(path)  # missing or unreadable file: the same errors as a whole read
-    per_batch = replace(spec, key=None, non_empty=False)
+    per_batch = replace(spec, key=None, non_empty=False,
+                        required=spec.required if columns is None else ())
     try:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
             yield clean_arrow(path, pa.Table.from_batches([batch]), per_batch)
     except (pa.ArrowException, OSError) as exc:
         raise ContractError(path, f"not a readable parquet file ({exc})") from exc

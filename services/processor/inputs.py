@@ -14,9 +14,11 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from shared import contract
 from shared.contract import ContractError
@@ -91,6 +93,26 @@ def load_inputs(folder: Path | str) -> Inputs:
     return Inputs(folder=folder, alerts=tables["alerts"], features=tables["features"],
                   clusters=tables["clusters"], money_flows=tables.get("money_flows"),
                   meta=read_meta(folder))
+
+
+def alert_rows(inputs: Inputs, batch_rows: int = 131_072) -> Iterator[pa.Table]:
+    """Every alert column in the file's order, a batch of rows at a time.
+
+    Columns already in inputs.alerts are sliced from memory; only the others (the
+    long text ones) are read and validated from the file, so nothing is decoded twice.
+    """
+    path = inputs.folder / contract.ALERTS_FILE
+    names = pq.read_schema(path).names
+    held = inputs.alerts
+    streamed = [name for name in names if name not in held.column_names] or ["alert_id"]
+    offset = 0
+    for batch in contract.iter_arrow(inputs.folder, contract.ALERTS, batch_rows, streamed):
+        rows = held.slice(offset, batch.num_rows)
+        if rows.num_rows != batch.num_rows:
+            raise ContractError(path, f"has more rows than the {held.num_rows} read before")
+        offset += batch.num_rows
+        yield pa.table({name: batch.column(name) if name in batch.column_names
+                        else rows.column(name).combine_chunks() for name in names})
 
 
 def checksums(folder: Path) -> dict[str, str]:

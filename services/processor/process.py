@@ -24,9 +24,8 @@ import pyarrow as pa
 
 from services.processor import outputs
 from services.processor.features import alert_features, cluster_features, link
-from services.processor.inputs import batch_identity, checksums, load_inputs
+from services.processor.inputs import alert_rows, batch_identity, checksums, load_inputs
 from services.processor.models import Models, load_models
-from shared import contract
 from shared.settings import Settings
 from shared.storage import (ALERTS_RANKED, ALERTS_SCORED, CLUSTERS_SCORED, METADATA, date_dir,
                             parse_date, publish, staging_dir)
@@ -92,8 +91,7 @@ def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> None
         with steps.step("score_alerts"):
             matrix = scorer.matrix(alerts)
             scores = _checked(scorer, scorer.predict_matrix(matrix), n)
-        pending = [pool.submit(outputs.write_scored_stream,
-                               contract.iter_arrow(inputs.folder, contract.ALERTS), scores,
+        pending = [pool.submit(outputs.write_scored_stream, alert_rows(inputs), scores,
                                scorer.tag, folder / ALERTS_SCORED)]
         with steps.step("rank_alerts"):
             if ranker.features != scorer.features:  # the same list (usual) shares one matrix

@@ -7,6 +7,7 @@ import re
 import shutil
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -143,3 +144,29 @@ def test_cluster_whose_members_are_all_missing_is_scored(input_dir, models, tmp_
     row = scored[scored["cluster_id"] == "cluster_ghost"]
     assert len(row) == 1 and 0 <= row["score"].iloc[0] <= 1
     assert len(scored) == clusters.num_rows + 1
+
+
+def test_alerts_scored_holds_every_input_column_in_file_order(input_dir, published):
+    from shared import contract
+
+    output_dir, _ = published
+    source = input_dir / DATE / contract.ALERTS_FILE
+    expected = contract.clean_arrow(source, pq.read_table(source), contract.ALERTS)
+    scored = pq.read_table(output_dir / DATE / storage.ALERTS_SCORED)
+    assert scored.column_names == expected.column_names + ["score", "model_version"]
+    assert scored.select(expected.column_names).equals(expected)
+
+
+def test_alert_rows_match_a_full_read_across_batches(input_dir):
+    from services.processor.inputs import alert_rows, load_inputs
+    from shared import contract
+
+    inputs = load_inputs(input_dir / DATE)
+    batches = list(alert_rows(inputs, batch_rows=7))  # many batches, crossing chunk edges
+    assert len(batches) > 2
+    whole = list(contract.iter_arrow(input_dir / DATE, contract.ALERTS))
+    assert _concat(batches).equals(_concat(whole))
+
+
+def _concat(tables):
+    return pa.concat_tables(tables).combine_chunks()
