@@ -1,0 +1,50 @@
+"""`aml-miner worker process`: the process worker; loads the three models before taking a job."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import Iterator
+
+from shared import worker
+from shared.settings import Settings
+
+OMP = "OMP_NUM_THREADS"
+
+
+class ForkUnsafeError(RuntimeError):
+    """LightGBM was imported before the worker could make OpenMP fork-safe."""
+
+
+@contextlib.contextmanager
+def single_openmp_thread() -> Iterator[None]:
+    """Load LightGBM with one OpenMP thread, so RQ's forked jobs do not hang.
+
+    libgomp's thread pool does not survive fork(): once the parent has run a parallel
+    region with threads (LightGBM parses model files in one), a forked job deadlocks in
+    predict. libgomp reads OMP_NUM_THREADS once, when lightgbm loads it; with 1 no pool
+    thread is ever made here. Each job still predicts on every core (the processor passes
+    num_threads), and the variable is restored afterwards because pyarrow sizes its own
+    thread pool from it when a job first reads parquet.
+    """
+    if "lightgbm" in sys.modules:
+        raise ForkUnsafeError(f"lightgbm was imported before the process worker set {OMP}=1")
+    saved = os.environ.get(OMP)
+    os.environ[OMP] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ[OMP]
+        else:
+            os.environ[OMP] = saved
+
+
+def run(settings: Settings, burst: bool = False) -> int:
+    """Load the models once (every forked job inherits them), then work the process queue."""
+    with single_openmp_thread():
+        from services.processor import jobs
+
+        jobs.preload(settings)
+    return worker.run(settings, settings.QUEUE_PROCESS, burst=burst)
