@@ -195,6 +195,8 @@ def _target_type(spec_type: pa.DataType, actual: pa.DataType) -> pa.DataType:
 
 
 def _clean_column(path: Path, name: str, column: pa.ChunkedArray, spec_type: pa.DataType):
+    if pa.types.is_dictionary(column.type):  # dictionary-encoded (e.g. LowCardinality) values
+        column = column.cast(column.type.value_type)
     actual = column.type
     if any(check(spec_type) for check in _LIST_TYPES):
         if not any(check(actual) for check in _LIST_TYPES) and not pa.types.is_null(actual):
@@ -225,6 +227,8 @@ def _clean_date(path: Path, column: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def _read_table(path: Path) -> pa.Table:
+    if path.exists() and not path.is_file():
+        raise ContractError(path, "is not a file")
     if not path.is_file():
         raise ContractError(path, "file is missing")
     try:

@@ -60,6 +60,9 @@ class Settings:
     SOT_S3_MAX_ATTEMPTS: int = 5
     SOT_S3_RETRY_MODE: str = "adaptive"
     SOT_S3_MAX_CONCURRENCY: int = 8
+    SOT_S3_MULTIPART_THRESHOLD_MB: int = 8
+    SOT_S3_MULTIPART_CHUNK_MB: int = 8
+    SOT_REQUIRE_META: str = "auto"
 
     # Job chain (Redis + RQ).
     REDIS_URL: str = "redis://127.0.0.1:6379/0"
@@ -94,6 +97,11 @@ class Settings:
     MINER_METAGRAPH_REFRESH_SECONDS: int = 300
     MINER_RATE_LIMIT: int = 120
     MINER_RATE_WINDOW_SECONDS: int = 60
+    MINER_EXTERNAL_IP: str = ""
+    MINER_EXTERNAL_PORT: int = 0
+    MINER_WORKERS: int = 2
+    MINER_THREADS: int = 4
+    MINER_UPSTREAM_TIMEOUT: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":

@@ -1,0 +1,297 @@
+"""Benchmark of the result API against nginx serving the identical bytes, on 127.0.0.1 only.
+
+Publishes a synthetic date of --alerts alerts, starts `aml-miner serve-api` (real gunicorn)
+and nginx (static files, gzip_static, sendfile), checks both serve the same bytes, then
+drives both with wrk and prints each figure against the issue's goal:
+
+  full-date requests/s, API / nginx          goal >= 0.8 (gzip and identity, same headers)
+  /metadata/{date} p50 at 16 connections     goal <= 5 ms
+  64 connections for --soak-seconds (mixed)  goal 0 errors
+
+Needs `wrk` and `nginx` (apt-get install -y nginx wrk). Exit status 1 when a goal is missed.
+Run: python bench/bench_api.py [--alerts 100000] [--duration 4] [--rounds 7] [--soak-seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.api_fixtures import publish_date  # noqa: E402
+
+DATE = "2025-10-26"
+FULL = f"/scores/alerts/{DATE}"
+META = f"/metadata/{DATE}"
+GZIP = {"Accept-Encoding": "gzip"}
+SOAK_PATHS = [FULL, f"/rankings/alerts/{DATE}", f"/scores/clusters/{DATE}", META,
+              "/scores/alerts/latest?offset=500&limit=100", "/rankings/alerts/latest?limit=1000",
+              "/dates", "/health"]
+
+NGINX_CONF = """
+worker_processes {workers};
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+user root;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {tmp}/nginx-access.log;
+    client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi; uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
+    {io}
+    keepalive_timeout 5s;
+    default_type application/json;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        gzip_static on;
+    }}
+}}
+"""
+
+SOAK_LUA = """
+local paths = {{{paths}}}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i % #paths) + 1], {{["Accept-Encoding"] = "gzip"}})
+end
+"""
+
+
+@dataclass
+class WrkResult:
+    """The figures of one wrk run."""
+
+    requests_per_s: float
+    p50_ms: float
+    requests: int
+    socket_errors: int
+    bad_status: int
+
+    @property
+    def errors(self) -> int:
+        return self.socket_errors + self.bad_status
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def fetch(port: int, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def wait_until_up(port: int, path: str, proc: subprocess.Popen, deadline_s: float = 60) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"bench: server on port {port} exited with {proc.returncode}")
+        try:
+            if fetch(port, path)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    sys.exit(f"bench: server on port {port} did not answer {path} within {deadline_s} s")
+
+
+def start_api(output: Path, tmp: Path, workers: int, threads: int) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    env = {**os.environ, "OUTPUT_DIR": str(output), "API_WORKERS": str(workers),
+           "API_THREADS": str(threads), "LOG_LEVEL": "WARNING"}
+    log = open(tmp / "api.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "serve-api", "--host",
+                             "127.0.0.1", "--port", str(port)], cwd=REPO, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    wait_until_up(port, "/health", proc)
+    return proc, port
+
+
+# Two ways nginx sends a static file; which is faster depends on the machine (on this
+# loopback, buffered reads often beat sendfile), so the API is compared with the faster.
+NGINX_IO = {"sendfile": "sendfile on; tcp_nopush on;", "buffered": "sendfile off; output_buffers 2 1m;"}
+
+
+def write_static(api_port: int, root: Path) -> None:
+    """The exact bytes the API sends (plain and .gz), at the same URLs."""
+    for path in (FULL, META):
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(fetch(api_port, path)[2])
+        target.with_name(target.name + ".gz").write_bytes(fetch(api_port, path, GZIP)[2])
+
+
+def start_nginx(tmp: Path, root: Path, workers: int, name: str) -> tuple[subprocess.Popen, int]:
+    """nginx with gzip_static over root, sending files the `name` way of NGINX_IO."""
+    port = free_port()
+    home = tmp / f"nginx-{name}"
+    home.mkdir()
+    conf = home / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(workers=workers, tmp=home, port=port, root=root,
+                                      io=NGINX_IO[name]))
+    proc = subprocess.Popen(["nginx", "-p", str(home), "-c", str(conf), "-e", str(home / "error.log")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    wait_until_up(port, FULL, proc)
+    return proc, port
+
+
+def check_same_bytes(api_port: int, nginx_port: int) -> None:
+    """Both servers send the identical bytes and encoding for each path and header set."""
+    for path in (FULL, META):
+        for headers in ({}, GZIP):
+            a, b = fetch(api_port, path, headers), fetch(nginx_port, path, headers)
+            if a[2] != b[2] or a[1].get("Content-Encoding") != b[1].get("Content-Encoding"):
+                sys.exit(f"bench: API and nginx differ on {path} {headers}")
+
+
+def wrk(port: int, path: str, connections: int, seconds: float, headers: dict | None = None,
+        script: Path | None = None) -> WrkResult:
+    argv = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds:g}s", "--latency",
+            "--timeout", "10s"]
+    for name, value in (headers or {}).items():
+        argv += ["-H", f"{name}: {value}"]
+    if script:
+        argv += ["-s", str(script)]
+    out = subprocess.run([*argv, f"http://127.0.0.1:{port}{path}"], capture_output=True,
+                         text=True, check=True).stdout
+    return parse_wrk(out)
+
+
+def parse_wrk(out: str) -> WrkResult:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", out)
+    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[p50.group(2)]
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return WrkResult(rps, float(p50.group(1)) * scale, total,
+                     sum(int(g) for g in sock.groups()) if sock else 0, int(bad.group(1)) if bad else 0)
+
+
+def interleaved(args, api_port: int, nginx_ports: dict, path: str, headers: dict):
+    """Median over rounds of API / nginx, each round running all servers back to back.
+
+    Rounds are interleaved because this machine's speed drifts over seconds. The nginx
+    mode compared against is the one with the higher median (not the per-round maximum,
+    which noise alone would inflate).
+    """
+    api_rps, nginx_rps = [], {name: [] for name in nginx_ports}
+    for _ in range(args.rounds):
+        a = wrk(api_port, path, args.connections, args.duration, headers)
+        runs = {name: wrk(port, path, args.connections, args.duration, headers)
+                for name, port in nginx_ports.items()}
+        if a.errors or any(r.errors for r in runs.values()):
+            sys.exit(f"bench: errors during the {path} run")
+        api_rps.append(a.requests_per_s)
+        for name, r in runs.items():
+            nginx_rps[name].append(r.requests_per_s)
+    best = max(nginx_rps, key=lambda name: statistics.median(nginx_rps[name]))
+    ratio = statistics.median(a / n for a, n in zip(api_rps, nginx_rps[best]))
+    return ratio, best, statistics.median(api_rps), {
+        name: statistics.median(v) for name, v in nginx_rps.items()}
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def run(args) -> int:
+    for tool in ("wrk", "nginx"):
+        if shutil.which(tool) is None:
+            sys.exit(f"bench: {tool} is not installed (apt-get install -y nginx wrk)")
+    tmp = Path(tempfile.mkdtemp(prefix="aml-bench-api-"))
+    started = time.perf_counter()
+    publish_date(tmp / "output", DATE, alerts=args.alerts, clusters=args.alerts // 10, seed=1)
+    print(f"published {args.alerts} alerts in {time.perf_counter() - started:.1f} s")
+    api, api_port = start_api(tmp / "output", tmp, args.workers, args.threads)
+    procs = [api]
+    try:
+        for _ in range(4 * args.workers):  # every worker renders the date before timing starts
+            fetch(api_port, FULL, GZIP)
+        write_static(api_port, tmp / "static")
+        nginx_ports = {}
+        for name in NGINX_IO:
+            proc, nginx_ports[name] = start_nginx(tmp, tmp / "static", args.workers, name)
+            procs.append(proc)
+            check_same_bytes(api_port, nginx_ports[name])
+        return measure(args, tmp, api_port, nginx_ports)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM if proc is api else signal.SIGQUIT)
+                proc.wait(timeout=30)
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def measure(args, tmp: Path, api_port: int, nginx_ports: dict) -> int:
+    size = len(fetch(api_port, FULL)[2])
+    size_gz = len(fetch(api_port, FULL, GZIP)[2])
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"full date: {size / 1e6:.1f} MB JSON, {size_gz / 1e6:.1f} MB gzip; {args.workers} gunicorn "
+          f"workers x {args.threads} threads vs {args.workers} nginx workers; wrk 2 threads")
+    ok = True
+    for label, headers in (("gzip", GZIP), ("identity", {})):
+        ratio, best, api_rps, nginx_rps = interleaved(args, api_port, nginx_ports, FULL, headers)
+        ok &= ratio >= 0.8
+        nginx = ", ".join(f"nginx {name} {rps:.1f}" for name, rps in nginx_rps.items())
+        print(f"full date ({label}), {args.connections} conns, medians of {args.rounds} rounds: "
+              f"API {api_rps:.1f} req/s, {nginx} req/s -> API / nginx {best} {ratio:.2f} "
+              f"(goal >= 0.80) {verdict(ratio >= 0.8)}")
+    runs = [(wrk(api_port, META, 16, args.duration, GZIP),
+             wrk(nginx_ports["sendfile"], META, 16, args.duration, GZIP)) for _ in range(args.rounds)]
+    p50 = statistics.median(a.p50_ms for a, _ in runs)
+    rps = statistics.median(a.requests_per_s for a, _ in runs)
+    nginx_p50 = statistics.median(n.p50_ms for _, n in runs)
+    ok &= p50 <= 5.0 and not any(a.errors for a, _ in runs)
+    print(f"/metadata p50, 16 conns, median of {args.rounds} runs: API {p50:.2f} ms ({rps:.0f} req/s), "
+          f"nginx {nginx_p50:.2f} ms -> {p50 / 5.0:.2f} of the 5 ms limit {verdict(p50 <= 5.0)}")
+    script = tmp / "soak.lua"
+    script.write_text(SOAK_LUA.format(paths=", ".join(f'"{p}"' for p in SOAK_PATHS)))
+    s = wrk(api_port, "/", 64, args.soak_seconds, script=script)
+    ok &= s.errors == 0 and s.requests > 0
+    print(f"soak, 64 conns, {args.soak_seconds:g} s, {len(SOAK_PATHS)} endpoints: {s.requests} requests, "
+          f"{s.socket_errors} socket errors, {s.bad_status} non-2xx/3xx -> {verdict(s.errors == 0)}")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--alerts", type=int, default=100_000)
+    parser.add_argument("--duration", type=float, default=4, help="seconds per throughput run")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved API/nginx rounds")
+    parser.add_argument("--soak-seconds", type=float, default=30, help="the 64-connection run")
+    parser.add_argument("--connections", type=int, default=8, help="for the full-date runs")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Download one date's SOT batch into `{output_dir}/{date}/`, verified and published atomically.
+
+`download_batch(network, processing_date, days, output_dir)` lists
+`snapshots/{network}/{date}/{days}/`, reads META.json, fetches alerts, features,
+clusters, money_flows (optional), META.json and the network's address labels
+(optional, saved as `address_labels.parquet`) into a fresh staging folder, checks
+every checksum, writes DOWNLOAD.json and only then publishes the folder with one
+rename. A failure leaves the previously published folder exactly as it was.
+
+Errors (see services/downloader/errors.py): `DownloadError` is permanent (bad or
+missing data, bad configuration) - do not retry; `TransientDownloadError` is the
+network or server after botocore's retries - retry later. Both derive from
+`DownloadFailure` and name the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from pathlib import Path
+
+from shared import storage
+from shared.contract import META_FILE
+from shared.s3 import make_client, transfer_config
+from shared.settings import Settings
+from services.downloader import manifest
+from services.downloader.errors import DownloadError, s3_errors
+from services.downloader.plan import Plan, check_meta_policy, plan_batch
+from services.downloader.transfer import Fetched, fetch_all, rate
+
+log = logging.getLogger(__name__)
+
+NETWORK_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def _check_args(network: str, processing_date: str, days: int) -> None:
+    if not isinstance(network, str) or not NETWORK_RE.match(network):
+        raise DownloadError("network", f"{network!r} is not a network name (e.g. bitcoin)")
+    try:
+        storage.parse_date(processing_date)
+    except storage.InvalidDate as exc:
+        raise DownloadError("processing_date", str(exc)) from exc
+    if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
+        raise DownloadError("days", f"window {days!r} is not a positive whole number of days")
+
+
+def _source(settings: Settings, network: str, processing_date: str, days: int) -> dict:
+    return {"endpoint": settings.SOT_S3_ENDPOINT, "bucket": settings.SOT_S3_BUCKET,
+            "prefix": storage.sot_prefix(network, processing_date, days),
+            "labels": storage.labels_key(network)}
+
+
+def _summary(target: Path, files: list[dict], seconds: float, skipped: bool,
+             missing: list[str]) -> dict:
+    return {"folder": str(target), "files": len(files),
+            "bytes": sum(f["size"] for f in files), "seconds": round(seconds, 3),
+            "skipped": skipped, "missing_optional": missing}
+
+
+def _skip(target: Path, source: dict, started: float) -> dict | None:
+    record = manifest.verified(target, source)
+    if record is None:
+        return None
+    summary = _summary(target, record["files"], time.perf_counter() - started, True,
+                       record.get("missing_optional", []))
+    log.info("batch %s: already downloaded and verified in %s (%d files), skipped "
+             "(use --force to fetch again)", source["prefix"], target, summary["files"])
+    return summary
+
+
+def _entries(plan: Plan, fetched: list[Fetched]) -> list[dict]:
+    entries = [{"name": f.file.name, "key": f.file.key, "size": f.file.size,
+                "sha256": f.sha256} for f in fetched]
+    if plan.meta_bytes is not None:
+        entries.append({"name": META_FILE, "key": plan.prefix + META_FILE,
+                        "size": len(plan.meta_bytes),
+                        "sha256": hashlib.sha256(plan.meta_bytes).hexdigest()})
+    return entries
+
+
+def _stage(client, settings: Settings, plan: Plan, target: Path, source: dict) -> list[dict]:
+    with storage.staging_dir(target) as tmp:
+        fetched = fetch_all(client, plan.bucket, plan.files, tmp, transfer_config(settings))
+        if plan.meta_bytes is not None:
+            (tmp / META_FILE).write_bytes(plan.meta_bytes)
+        entries = _entries(plan, fetched)
+        manifest.write_manifest(tmp, source, entries, list(plan.missing_optional))
+    # Outside the block: once the rename is done, a late error must not delete the new folder.
+    storage.publish(tmp, target)
+    return entries
+
+
+def download_batch(network: str, processing_date: str, days: int, output_dir: Path | str,
+                   force: bool = False, settings: Settings | None = None) -> dict:
+    """Fetch, verify and publish one batch; return {folder, files, bytes, seconds, skipped, ...}.
+
+    Raises DownloadError (permanent) or TransientDownloadError (retry later), and
+    SettingsError when the S3 settings cannot work (checked before any request).
+    """
+    started = time.perf_counter()
+    settings = settings or Settings.from_env()
+    _check_args(network, processing_date, days)
+    check_meta_policy(settings.SOT_REQUIRE_META)
+    target = storage.date_dir(Path(output_dir), processing_date)
+    source = _source(settings, network, processing_date, days)
+    if not force and (summary := _skip(target, source, started)):
+        return summary
+    storage.clean_stale(Path(output_dir))
+    with s3_errors(f"s3://{settings.SOT_S3_BUCKET}"):
+        client = make_client(settings)
+    plan = plan_batch(client, settings.SOT_S3_BUCKET, network, processing_date, days,
+                      settings.SOT_REQUIRE_META)
+    entries = _stage(client, settings, plan, target, source)
+    summary = _summary(target, entries, time.perf_counter() - started, False,
+                       list(plan.missing_optional))
+    log.info("batch %s: %d files, %s -> %s%s", source["prefix"], summary["files"],
+             rate(summary["bytes"], summary["seconds"]), target,
+             f" (optional missing: {', '.join(plan.missing_optional)})"
+             if plan.missing_optional else "")
+    return summary

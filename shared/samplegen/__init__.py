@@ -1,0 +1,1 @@
+"""Internals of the sample SOT generator; the public interface is `shared.sample`."""

@@ -1,0 +1,196 @@
+"""Authorisation against an injected metagraph (the only stub), /health, rate limits, 502s.
+
+The miner runs in front of the real result API on a published sample date.
+"""
+
+import socket
+
+import pytest
+
+from services.miner.app import create_app
+from tests.miner_fixtures import (SAMPLE_DATE, StubSource, api, free_port,  # noqa: F401
+                                  make_wallet, miner_settings, new_keypair, redis11, sign,
+                                  snapshot_of, wait_for)
+
+PATH = f"/metadata/{SAMPLE_DATE}"
+
+
+class Fatal(BaseException):
+    """Escapes every per-refresh handler, like a bug that would kill a naive loop."""
+
+
+@pytest.fixture
+def keys():
+    return {name: new_keypair() for name in ("vali", "no_permit", "poor", "listed", "stranger")}
+
+
+@pytest.fixture
+def source(keys):
+    return StubSource(snapshot_of((keys["vali"].ss58_address, True, 5000.0),
+                                  (keys["no_permit"].ss58_address, False, 9000.0),
+                                  (keys["poor"].ss58_address, True, 10.0), block=321))
+
+
+@pytest.fixture
+def make_miner(tmp_path, api, redis11, keys):
+    wallet = make_wallet(tmp_path)
+    apps = []
+
+    def build(source, **changes):
+        settings = miner_settings(tmp_path, api.url, SUBTENSOR_NETWORK="ws://127.0.0.1:1",
+                                  MINER_VALIDATOR_HOTKEYS=(keys["listed"].ss58_address,),
+                                  MINER_MIN_STAKE=1000.0, **changes)
+        app = create_app(settings, metagraph_source=source)
+        apps.append(app)
+        return app.test_client(), app.extensions["aml_miner"]
+
+    yield build, wallet.hotkey.ss58_address
+    for app in apps:
+        app.extensions["aml_miner"].close()
+
+
+def get(client, key, me, path=PATH):
+    return client.get(path, headers=sign(key, path, me))
+
+
+def loaded(build, source, **changes):
+    client, state = build(source, **changes)
+    assert state.refresher.wait_loaded(5)
+    return client, state
+
+
+def test_validators_are_judged_by_the_metagraph(make_miner, source, keys, api):
+    build, me = make_miner
+    client, _ = loaded(build, source)
+    ok = get(client, keys["vali"], me)
+    assert (ok.status_code, ok.data) == (200, api.get(PATH)[2])
+    assert get(client, keys["listed"], me).status_code == 200  # allow-list, not registered
+    expected = {"no_permit": "no_validator_permit", "poor": "stake_too_low",
+                "stranger": "not_registered"}
+    for name, reason in expected.items():
+        response = get(client, keys[name], me)
+        assert (response.status_code, response.get_json()["reason"]) == (403, reason), name
+
+
+def test_the_permit_rule_follows_its_setting(make_miner, source, keys):
+    build, me = make_miner
+    client, _ = loaded(build, source, MINER_REQUIRE_VALIDATOR_PERMIT=False)
+    assert get(client, keys["no_permit"], me).status_code == 200
+
+
+def test_the_metagraph_is_read_in_the_background_not_per_request(make_miner, source, keys):
+    build, me = make_miner
+    client, _ = loaded(build, source)
+    calls = source.calls
+    for _ in range(5):
+        get(client, keys["vali"], me)
+    assert source.calls == calls == 1
+
+
+def test_a_failed_refresh_keeps_serving_the_last_snapshot(make_miner, source, keys):
+    build, me = make_miner
+    client, state = loaded(build, source)
+    source.error = ConnectionError("subtensor went away")
+    assert state.refresher.refresh_once() is False
+    assert get(client, keys["vali"], me).status_code == 200
+    assert get(client, keys["stranger"], me).status_code == 403
+    report = client.get("/health").get_json()
+    graph = report["metagraph"]
+    assert report["status"] == "degraded"
+    assert graph["last_error"] == "ConnectionError: subtensor went away"
+    assert graph["failures"] == 1 and graph["block"] == 321 and graph["thread_alive"] is True
+    assert graph["age_seconds"] >= 0
+
+
+def test_no_snapshot_yet_is_503_for_the_chain_path_but_the_allow_list_still_works(
+        make_miner, keys):
+    build, me = make_miner
+    dead_chain = StubSource()
+    dead_chain.error = ConnectionError("refused")
+    client, state = build(dead_chain)
+    wait_for(lambda: state.refresher.status.failures, 5, "the first failed refresh")
+    response = get(client, keys["vali"], me)
+    assert (response.status_code, response.get_json()["reason"]) == (503, "metagraph_unavailable")
+    assert get(client, keys["listed"], me).status_code == 200
+    health = client.get("/health")
+    assert health.status_code == 200 and health.get_json()["metagraph"]["loaded"] is False
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_refresh_thread_shows_in_health(make_miner, source):
+    build, _ = make_miner
+    source.error = Fatal("unexpected")
+    client, state = build(source)
+    wait_for(lambda: not state.refresher.alive(), 5, "the refresh thread to die")
+    health = client.get("/health")
+    graph = health.get_json()["metagraph"]
+    assert health.status_code == 503 and health.get_json()["status"] == "unhealthy"
+    assert graph["thread_alive"] is False
+    assert graph["last_error"] == "refresh thread died: Fatal: unexpected"
+
+
+def test_health_reports_upstream_metagraph_and_allow_list(make_miner, source, api):
+    build, me = make_miner
+    client, _ = loaded(build, source)
+    health = client.get("/health")
+    report = health.get_json()
+    assert health.status_code == 200 and report["status"] == "ok"
+    assert report["hotkey"] == me and report["allow_list_size"] == 1
+    assert report["upstream"] == {"url": api.url, "reachable": True, "status": 200,
+                                  "error": None}
+    assert report["metagraph"]["neurons"] == 3 and report["metagraph"]["netuid"] == 7
+
+
+def test_the_rate_limit_is_per_hotkey_with_retry_after(make_miner, source, keys):
+    build, me = make_miner
+    client, _ = loaded(build, source, MINER_RATE_LIMIT=3, MINER_RATE_WINDOW_SECONDS=60)
+    assert [get(client, keys["vali"], me).status_code for _ in range(3)] == [200] * 3
+    limited = get(client, keys["vali"], me)
+    assert limited.status_code == 429 and limited.get_json()["reason"] == "rate_limited"
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert get(client, keys["listed"], me).status_code == 200  # another hotkey is unaffected
+
+
+def test_the_rate_limit_is_shared_between_workers(make_miner, source, keys):
+    build, me = make_miner
+    first, _ = loaded(build, source, MINER_RATE_LIMIT=2)
+    second, _ = loaded(build, source, MINER_RATE_LIMIT=2)  # another worker, same Redis
+    assert get(first, keys["vali"], me).status_code == 200
+    assert get(second, keys["vali"], me).status_code == 200
+    assert get(first, keys["vali"], me).status_code == 429
+
+
+def test_refused_callers_do_not_use_up_the_limit(make_miner, source, keys):
+    build, me = make_miner
+    client, _ = loaded(build, source, MINER_RATE_LIMIT=1)
+    for _ in range(3):
+        assert get(client, keys["stranger"], me).status_code == 403
+    assert get(client, keys["listed"], me).status_code == 200
+
+
+def test_api_down_is_502_json_and_health_says_so(tmp_path, redis11, keys):
+    make_wallet(tmp_path)
+    settings = miner_settings(tmp_path, f"http://127.0.0.1:{free_port()}",
+                              MINER_VALIDATOR_HOTKEYS=(keys["listed"].ss58_address,))
+    app = create_app(settings)
+    client, me = app.test_client(), app.extensions["aml_miner"].hotkey
+    response = get(client, keys["listed"], me)
+    body = response.get_json()
+    assert response.status_code == 502 and body["reason"] == "upstream_unavailable"
+    assert set(body) == {"code", "name", "description", "reason"}
+    report = client.get("/health").get_json()
+    assert report["status"] == "degraded" and report["upstream"]["reachable"] is False
+
+
+def test_an_api_that_hangs_is_502_after_the_timeout(tmp_path, redis11, keys):
+    make_wallet(tmp_path)
+    with socket.socket() as hung:  # accepts connections (backlog) but never answers
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)
+        url = f"http://127.0.0.1:{hung.getsockname()[1]}"
+        settings = miner_settings(tmp_path, url, MINER_UPSTREAM_TIMEOUT=0.3,
+                                  MINER_VALIDATOR_HOTKEYS=(keys["listed"].ss58_address,))
+        app = create_app(settings)
+        client, me = app.test_client(), app.extensions["aml_miner"].hotkey
+        response = get(client, keys["listed"], me)
+    assert response.status_code == 502 and "ReadTimeoutError" in response.get_json()["description"]

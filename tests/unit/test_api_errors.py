@@ -1,0 +1,214 @@
+"""Bad input and broken folders: JSON errors with the right code, nothing read outside OUTPUT_DIR."""
+
+import json
+import os
+import shutil
+import sys
+import threading
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from services.api import render
+from services.api.app import create_app
+from services.api.params import MAX_LIMIT
+from shared import storage
+from tests.api_fixtures import publish_date, publish_incomplete
+
+DATE = "2025-10-26"
+ENDPOINTS = ["/scores/alerts", "/rankings/alerts", "/scores/clusters", "/metadata"]
+
+
+class FileAccess:
+    """Records paths this thread opens or lists (sys audit hooks cannot be removed, so gate them)."""
+
+    def __init__(self):
+        self.paths, self.active = [], threading.local()
+        sys.addaudithook(self._hook)
+
+    def _hook(self, event, args):
+        if getattr(self.active, "on", False) and event in ("open", "os.listdir", "os.scandir"):
+            if args and isinstance(args[0], (str, bytes, os.PathLike)):
+                self.paths.append(os.fsdecode(args[0]))
+
+    def __enter__(self):
+        self.paths.clear()
+        self.active.on = True
+        return self
+
+    def __exit__(self, *exc):
+        self.active.on = False
+
+
+ACCESS = FileAccess()
+
+
+@pytest.fixture
+def client(settings):
+    publish_date(settings.OUTPUT_DIR, DATE, alerts=20)
+    client = create_app(settings).test_client()
+    client.get(f"/scores/alerts/{DATE}")  # lazy imports happen now, not while recording
+    return client
+
+
+def _error(response, code):
+    assert response.status_code == code, response.data
+    assert response.mimetype == "application/json"
+    body = json.loads(response.data)
+    assert set(body) == {"code", "name", "description"} and body["code"] == code
+    assert "Traceback" not in body["description"]
+    return body
+
+
+BAD_DATES = ["..%2F..%2Fetc", "..%2F..%2F..%2Fetc%2Fpasswd", "../../etc/passwd", "/etc/passwd",
+             "%2Fetc%2Fpasswd", "2025-13-45", "2025-02-30", "2025-1-1", "20251026", "LATEST",
+             "2025-10-26%00", "2025-10-26/", "2025-10-26%2F..%2F2025-10-25", ".versions",
+             "%E2%80%8B2025-10-26", "2025-10-26 ", "%20latest", "x" * 300, "2025-10-26%0A",
+             "%D9%A2%D9%A0%D9%A2%D9%A5-%D9%A1%D9%A0-%D9%A2%D9%A6"]  # Arabic-Indic digits
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+@pytest.mark.parametrize("raw", BAD_DATES)
+def test_a_bad_date_is_400_and_touches_no_file_outside_output(client, settings, path, raw):
+    with ACCESS:
+        body = _error(client.get(f"{path}/{raw}"), 400)
+    assert "YYYY-MM-DD" in body["description"]
+    root = str(settings.OUTPUT_DIR.resolve())
+    outside = [p for p in ACCESS.paths if not os.path.abspath(p).startswith(root)
+               and not p.startswith(sys.prefix)]
+    assert outside == []
+
+
+def test_the_file_access_recorder_sees_reads_inside_output(settings, client):
+    publish_date(settings.OUTPUT_DIR, "2025-10-25")
+    with ACCESS:
+        assert client.get("/metadata/2025-10-25").status_code == 200
+    assert any(p.endswith("metadata.json") for p in ACCESS.paths)
+
+
+@pytest.mark.parametrize("query,name", [
+    ("limit=abc", "limit"), ("limit=-1", "limit"), ("limit=1.5", "limit"), ("limit=", "limit"),
+    ("limit=1e3", "limit"), (f"limit={MAX_LIMIT + 1}", "limit"), ("limit=" + "9" * 40, "limit"),
+    ("offset=-5", "offset"), ("offset=x", "offset"), ("offset=3000000000", "offset"),
+    ("offset=0x10", "offset"), ("limit=%2B5", "limit"),
+])
+@pytest.mark.parametrize("path", ENDPOINTS[:3])
+def test_bad_limit_or_offset_is_400_naming_the_parameter(client, path, query, name):
+    body = _error(client.get(f"{path}/{DATE}?{query}"), 400)
+    assert body["description"].startswith(f"{name}=")
+
+
+@pytest.mark.parametrize("url", [*(f"{p}/{DATE}" for p in ENDPOINTS), "/dates"])
+def test_another_network_is_404(client, url):
+    body = _error(client.get(f"{url}?network=ethereum"), 404)
+    assert "ethereum" in body["description"] and "bitcoin" in body["description"]
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_an_unknown_date_is_404(client, path):
+    body = _error(client.get(f"{path}/2024-02-29"), 404)
+    assert "2024-02-29" in body["description"]
+
+
+@pytest.mark.parametrize("missing", storage.OUTPUT_FILES)
+def test_a_date_whose_version_folder_is_incomplete_does_not_exist(settings, missing):
+    publish_date(settings.OUTPUT_DIR, "2025-10-25")
+    publish_incomplete(settings.OUTPUT_DIR, DATE, missing)
+    client = create_app(settings).test_client()
+    for path in ENDPOINTS:
+        _error(client.get(f"{path}/{DATE}"), 404)
+    assert json.loads(client.get("/dates").data) == {"dates": ["2025-10-25"], "latest": "2025-10-25"}
+    assert json.loads(client.get("/metadata/latest").data)["processing_date"] == "2025-10-25"
+
+
+def test_a_plain_folder_that_was_never_published_does_not_exist(settings):
+    version = publish_date(settings.OUTPUT_DIR, "2025-10-25")
+    shutil.copytree(version, settings.OUTPUT_DIR / DATE)  # complete files, but no atomic publish
+    client = create_app(settings).test_client()
+    _error(client.get(f"/scores/alerts/{DATE}"), 404)
+
+
+def test_a_date_symlinked_outside_the_output_folder_is_not_served(settings, tmp_path):
+    version = publish_date(settings.OUTPUT_DIR, "2025-10-25")
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(version, outside)
+    os.symlink(outside, settings.OUTPUT_DIR / DATE)
+    client = create_app(settings).test_client()
+    _error(client.get(f"/scores/alerts/{DATE}"), 404)
+    assert json.loads(client.get("/dates").data)["dates"] == ["2025-10-25"]
+
+
+def test_a_staging_folder_is_never_served(settings):
+    with storage.staging_dir(settings.OUTPUT_DIR / DATE) as tmp:
+        publish_date(settings.OUTPUT_DIR, "2025-10-25")
+        client = create_app(settings).test_client()
+        _error(client.get(f"/scores/alerts/{DATE}"), 404)
+        assert tmp.is_dir()
+
+
+def test_malformed_metadata_is_500_naming_the_file(settings):
+    version = publish_date(settings.OUTPUT_DIR, DATE)
+    _replace(version / storage.METADATA, b"{not json")
+    body = _error(create_app(settings).test_client().get(f"/metadata/{DATE}"), 500)
+    assert f"{DATE}/metadata.json" in body["description"]
+    assert str(settings.OUTPUT_DIR) not in body["description"]
+
+
+def test_metadata_without_required_keys_is_500_naming_the_key(settings):
+    version = publish_date(settings.OUTPUT_DIR, DATE)
+    _replace(version / storage.METADATA, json.dumps({"processing_date": DATE}).encode())
+    body = _error(create_app(settings).test_client().get(f"/scores/alerts/{DATE}"), 500)
+    assert "'network'" in body["description"]
+
+
+def test_a_parquet_file_without_the_score_column_is_500_naming_file_and_column(settings):
+    version = publish_date(settings.OUTPUT_DIR, DATE)
+    path = version / storage.CLUSTERS_SCORED
+    os.chmod(path, 0o644)
+    pq.write_table(pq.read_table(path).drop(["score"]), path)
+    body = _error(create_app(settings).test_client().get(f"/scores/clusters/{DATE}"), 500)
+    assert f"{DATE}/clusters_scored.parquet" in body["description"] and "'score'" in body["description"]
+
+
+def test_a_corrupt_parquet_file_is_500(settings):
+    version = publish_date(settings.OUTPUT_DIR, DATE)
+    _replace(version / storage.ALERTS_RANKED, b"PAR1 garbage")
+    body = _error(create_app(settings).test_client().get(f"/rankings/alerts/{DATE}"), 500)
+    assert "alerts_ranked.parquet" in body["description"]
+
+
+def test_an_unexpected_error_is_500_without_details(client, monkeypatch, caplog):
+    def explode(*args, **kwargs):
+        raise RuntimeError("secret detail /srv/internal")
+
+    monkeypatch.setattr(render, "list_body", explode)
+    body = _error(client.get(f"/scores/clusters/{DATE}"), 500)
+    assert "secret" not in body["description"] and "/srv" not in body["description"]
+    assert "secret detail" in caplog.text  # the operator still sees it in the log
+
+
+def test_unknown_paths_and_methods_are_json(client):
+    _error(client.get("/nothing-here"), 404)
+    _error(client.get("/scores/alerts"), 404)
+    body = _error(client.post(f"/scores/alerts/{DATE}"), 405)
+    assert body["name"] == "Method Not Allowed"
+    assert "GET" in client.delete("/dates").headers["Allow"]
+
+
+def _replace(path, data: bytes) -> None:
+    os.chmod(path, 0o644)
+    path.write_bytes(data)
+
+
+def test_rendering_refuses_a_column_type_it_cannot_express():
+    with pytest.raises(TypeError, match="cannot render"):
+        render.json_values(pa.array([[1, 2]]))
+
+
+def test_a_file_without_model_version_falls_back_to_metadata(settings):
+    version = publish_date(settings.OUTPUT_DIR, DATE)
+    path = version / storage.ALERTS_RANKED
+    pq.write_table(pq.read_table(path).drop(["model_version"]), path)
+    body = json.loads(create_app(settings).test_client().get(f"/rankings/alerts/{DATE}").data)
+    assert body["model_version"] == "alert_ranker_v1.0.0"

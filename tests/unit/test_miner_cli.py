@@ -1,0 +1,45 @@
+"""The serve-miner command line: flags, settings checks, and the gunicorn command it execs."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from services.cli import build_parser
+from services.miner.cli import GUNICORN_CONF, gunicorn_argv, overrides
+from services.miner.config import check
+from services.miner.errors import MinerConfigError
+
+
+def test_flags_override_only_what_was_given():
+    args = build_parser().parse_args(["serve-miner", "--port", "9100"])
+    assert overrides(args) == {"MINER_PORT": 9100}
+    args = build_parser().parse_args(["serve-miner", "--host", "127.0.0.1", "--workers", "3"])
+    assert overrides(args) == {"MINER_HOST": "127.0.0.1", "MINER_WORKERS": 3}
+
+
+def test_gunicorn_runs_the_app_factory_with_our_config():
+    argv = gunicorn_argv("/usr/bin/python3")
+    assert argv[:3] == ["/usr/bin/python3", "-m", "gunicorn"]
+    assert argv[-1] == "services.miner.app:create_app()"
+    assert Path(argv[argv.index("--config") + 1]) == GUNICORN_CONF and GUNICORN_CONF.is_file()
+
+
+def test_the_default_port_is_8091():
+    from shared.settings import Settings
+
+    assert Settings.from_env({}).MINER_PORT == 8091
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("MINER_RATE_LIMIT", 0, "MINER_RATE_LIMIT=0 must be greater than 0"),
+    ("MINER_METAGRAPH_REFRESH_SECONDS", -5, "MINER_METAGRAPH_REFRESH_SECONDS=-5"),
+    ("MINER_UPSTREAM_TIMEOUT", 0.0, "MINER_UPSTREAM_TIMEOUT=0.0"),
+    ("API_URL", "127.0.0.1:8000", "API_URL='127.0.0.1:8000' is not an http"),
+])
+def test_unusable_settings_are_named(name, value, message):
+    from shared.settings import Settings
+
+    settings = Settings.from_env({}).replace(MINER_VALIDATOR_HOTKEYS=("5V",), **{name: value})
+    with pytest.raises(MinerConfigError, match=re.escape(message)):
+        check(settings)
