@@ -44,6 +44,16 @@ def add_commands(sub) -> None:
                         "(created if missing; public-read when no keys are set)")
     p.set_defaults(func=run_sample)
 
+    p = sub.add_parser("sample-sot", help="serve a sample SOT bucket over the S3 protocol "
+                                          "(the stack's default source; no credentials)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=_positive, default=9000, help="port (default 9000)")
+    p.add_argument("--bucket", default="sample-sot", help="bucket name (default sample-sot)")
+    p.add_argument("--alerts", type=_positive, default=2000, help="alerts per date (default 2000)")
+    p.add_argument("--days-back", type=_non_negative, default=1,
+                   help="also publish this many dates before today (default 1)")
+    p.set_defaults(func=run_sample_sot)
+
 
 def run_sample(args, settings) -> int:
     """Generate one sample date and write it in the SOT layout (and the input layout)."""
@@ -85,3 +95,21 @@ def _upload(args, settings, network: str, days: int) -> int:
         return 1
     print(f"s3://{summary['bucket']}/{only[0]}")
     return 0
+
+
+def run_sample_sot(args, settings) -> int:
+    """Serve generated sample dates from an in-process S3 server until stopped."""
+    import signal
+
+    from services.ops.sot_server import serve
+
+    signal.signal(signal.SIGTERM, _interrupt)  # compose stops with SIGTERM; shut down like Ctrl-C
+    try:
+        serve(settings, args.host, args.port, args.bucket, args.alerts, args.days_back)
+    except KeyboardInterrupt:
+        log.info("sample SOT: stopped")
+    return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
