@@ -54,6 +54,15 @@ def add_commands(sub) -> None:
                    help="also publish this many dates before today (default 1)")
     p.set_defaults(func=run_sample_sot)
 
+    p = sub.add_parser("stack", help="run compose.yaml's services as local processes "
+                                     "(no Docker needed); Ctrl-C stops them")
+    p.add_argument("--profile", action="append", default=[],
+                   help="compose profile to enable, e.g. miner (repeatable)")
+    p.add_argument("--project-dir", default=".", help="folder holding compose.yaml (default .)")
+    p.add_argument("--own-redis", action="store_true",
+                   help="start a redis-server on a free port even if one answers at 6379")
+    p.set_defaults(func=run_stack)
+
 
 def run_sample(args, settings) -> int:
     """Generate one sample date and write it in the SOT layout (and the input layout)."""
@@ -113,3 +122,16 @@ def run_sample_sot(args, settings) -> int:
 
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
+
+
+def run_stack(args, settings) -> int:
+    """Run the stack as local processes in the foreground."""
+    from pathlib import Path
+
+    from services.ops.stack import StackError, run
+
+    try:
+        return run(Path(args.project_dir).resolve(), args.profile, args.own_redis)
+    except StackError as exc:
+        print(f"aml-miner stack: {exc}", file=sys.stderr)
+        return 1
