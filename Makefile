@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test demo
+.PHONY: setup test demo models
 
 setup:  ## create .venv and install the project with every service's dependencies and the test tools
 	$(PYTHON) -m venv $(VENV)
@@ -12,3 +12,6 @@ setup:  ## create .venv and install the project with every service's dependencie
 
 test:  ## the full test suite (starts a redis-server if none answers)
 	$(BIN)/python -m tests.run
+
+models:  ## rebuild the shipped models in trained_models/ (byte-identical to the committed ones)
+	$(BIN)/aml-miner train-shipped --models-dir trained_models

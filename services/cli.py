@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "services.api.cli",
     "services.miner.cli",
     "services.ops.cli",
+    "services.validator.cli",
 )
 
 log = logging.getLogger("aml_miner")

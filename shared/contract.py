@@ -8,11 +8,13 @@ strict where the miner's output depends on it (keys, required columns).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 log = logging.getLogger(__name__)
@@ -226,29 +228,44 @@ def _clean_date(path: Path, column: pa.ChunkedArray) -> pa.ChunkedArray:
                                   f"date: {exc}") from exc
 
 
-def _read_table(path: Path) -> pa.Table:
+def _read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
     if path.exists() and not path.is_file():
         raise ContractError(path, "is not a file")
     if not path.is_file():
         raise ContractError(path, "file is missing")
     try:
-        return pq.read_table(path)
+        return pq.read_table(path, columns=columns)
     except (pa.ArrowException, OSError) as exc:
         raise ContractError(path, f"not a readable parquet file ({exc})") from exc
 
 
-def _check_key(path: Path, frame: pd.DataFrame, key: str) -> None:
-    nulls = int(frame[key].isna().sum() + (frame[key] == "").sum())
+def _read_schema(path: Path) -> pa.Schema:
+    if path.exists() and not path.is_file():
+        raise ContractError(path, "is not a file")
+    if not path.is_file():
+        raise ContractError(path, "file is missing")
+    try:
+        return pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise ContractError(path, f"not a readable parquet file ({exc})") from exc
+
+
+def _check_key(path: Path, table: pa.Table, key: str) -> None:
+    column = table.column(key)
+    nulls = column.null_count + int(pc.sum(pc.equal(column, "")).as_py() or 0)
     if nulls:
         raise ContractError(path, f"{nulls} row(s) with null or empty {key!r}")
-    dupes = frame[key][frame[key].duplicated()]
-    if len(dupes):
-        sample = ", ".join(map(str, dupes.unique()[:5]))
-        raise ContractError(path, f"{len(dupes)} duplicate {key!r} value(s), e.g. {sample}")
+    distinct = pc.count_distinct(column).as_py()
+    if distinct != len(column):
+        counts = pc.value_counts(column)
+        repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
+        sample = ", ".join(map(str, repeated[:5].to_pylist()))
+        raise ContractError(path, f"{len(column) - distinct} duplicate {key!r} value(s), "
+                                  f"e.g. {sample}")
 
 
-def clean_table(path: Path, table: pa.Table, spec: TableSpec) -> pd.DataFrame:
-    """Check one table against its spec and return it as a pandas frame with clean types."""
+def clean_arrow(path: Path, table: pa.Table, spec: TableSpec) -> pa.Table:
+    """Check one table against its spec and return it as an Arrow table with clean types."""
     missing = [c for c in spec.required if c not in table.column_names]
     if missing:
         raise ContractError(path, f"missing required column(s): {', '.join(missing)}")
@@ -261,10 +278,40 @@ def clean_table(path: Path, table: pa.Table, spec: TableSpec) -> pd.DataFrame:
         spec_type = spec.schema.field(index).type if index >= 0 else column.type
         columns[name] = _clean_column(path, name, column, spec_type)
     cleaned = pa.table(columns)
-    frame = cleaned.to_pandas(split_blocks=True, self_destruct=True)
     if spec.key:
-        _check_key(path, frame, spec.key)
-    return frame
+        _check_key(path, cleaned, spec.key)
+    return cleaned
+
+
+def clean_table(path: Path, table: pa.Table, spec: TableSpec) -> pd.DataFrame:
+    """Check one table against its spec and return it as a pandas frame with clean types."""
+    return clean_arrow(path, table, spec).to_pandas(split_blocks=True, self_destruct=True)
+
+
+def read_arrow(folder: Path, spec: TableSpec, columns=None) -> pa.Table:
+    """Read and validate one file of a date folder as Arrow, optionally only some columns.
+
+    Required columns are always read; names in `columns` the file lacks are skipped,
+    so optional columns can be asked for without being required.
+    """
+    path = Path(folder) / spec.file
+    if columns is None:
+        return clean_arrow(path, _read_table(path), spec)
+    present = set(_read_schema(path).names)
+    wanted = list(dict.fromkeys([*spec.required, *columns]))
+    return clean_arrow(path, _read_table(path, [c for c in wanted if c in present]), spec)
+
+
+def iter_arrow(folder: Path, spec: TableSpec, batch_rows: int = 131_072) -> Iterator[pa.Table]:
+    """Read and validate one file in batches of rows (not its key: that needs the whole column)."""
+    path = Path(folder) / spec.file
+    _read_schema(path)  # missing or unreadable file: the same errors as a whole read
+    per_batch = replace(spec, key=None, non_empty=False)
+    try:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+            yield clean_arrow(path, pa.Table.from_batches([batch]), per_batch)
+    except (pa.ArrowException, OSError) as exc:
+        raise ContractError(path, f"not a readable parquet file ({exc})") from exc
 
 
 def read_table(folder: Path, spec: TableSpec) -> pd.DataFrame:

@@ -1,0 +1,158 @@
+"""Benchmark of `process` at a million alerts against the bare prediction floor.
+
+    python bench/bench_process.py [--alerts 1000000] [--work-dir bench/out]
+                                  [--models-dir trained_models] [--repeat 3]
+
+1. generates a sample date with the project's generator (skipped when the work
+   dir already holds one of the same size),
+2. runs process_batch in a child process (models preloaded, as the RQ worker
+   does) and reads that child's peak RSS, so generation does not count,
+3. in another child, builds the same feature matrices (untimed) and times the
+   three bare Booster.predict calls on them: the floor,
+4. prints total, floor, their ratio and peak RSS against the goals
+   (ratio <= 1.25, peak RSS <= 2.5 GB).
+
+Steps 2 and 3 alternate --repeat times; the fastest run of each is reported (the
+least disturbed by other load on a shared machine), with the median beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+DATE = "2025-10-26"
+GOAL_RATIO = 1.25
+GOAL_RSS_GB = 2.5
+
+
+def _peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024  # KiB on Linux
+
+
+def generate(work_dir: Path, alerts: int) -> Path:
+    """The sample date under work_dir/input (reused when it already has that many alerts)."""
+    import pyarrow.parquet as pq
+
+    input_dir = work_dir / "input"
+    alerts_file = input_dir / DATE / "alerts.parquet"
+    if alerts_file.is_file() and pq.read_metadata(alerts_file).num_rows == alerts:
+        print(f"reusing {input_dir / DATE} ({alerts} alerts)")
+        return input_dir
+    from shared.sample import generate_batch, write_input
+
+    started = time.perf_counter()
+    write_input(generate_batch("bitcoin", DATE, window_days=7, n_alerts=alerts, seed=1), input_dir)
+    print(f"generated {alerts} alerts in {time.perf_counter() - started:.1f}s")
+    return input_dir
+
+
+def run_process(input_dir: str, output_dir: str, models_dir: str, queue) -> None:
+    """Child: load models, then time process_batch alone; report its timings and peak RSS."""
+    from services.processor.models import load_models
+    from services.processor.process import process_batch
+
+    models = load_models(models_dir)
+    started, cpu = time.perf_counter(), time.process_time()
+    metadata = process_batch(input_dir, output_dir, DATE, models=models)
+    queue.put({"total": time.perf_counter() - started, "cpu": time.process_time() - cpu,
+               "rss_gb": _peak_rss_gb(),
+               "steps": metadata["timings_s"], "alerts": metadata["alert_count"],
+               "clusters": metadata["cluster_count"]})
+
+
+def run_floor(input_dir: str, models_dir: str, queue) -> None:
+    """Child: the same feature matrices, then only the three Booster.predict calls are timed."""
+    from services.processor.features import alert_features, cluster_features, link
+    from services.processor.inputs import load_inputs
+    from services.processor.models import cpu_threads, load_models
+
+    models = load_models(models_dir)
+    inputs = load_inputs(Path(input_dir) / DATE)
+    links = link(inputs.alerts, inputs.features, inputs.clusters, inputs.money_flows)
+    alerts = alert_features(inputs.alerts, inputs.features, inputs.clusters, inputs.money_flows,
+                            links)
+    clusters = cluster_features(inputs.clusters, inputs.alerts, inputs.features,
+                                inputs.money_flows, links, alerts)
+    times, cpu = {}, 0.0
+    for role, frame in (("alert_scorer", alerts), ("alert_ranker", alerts),
+                        ("cluster_scorer", clusters)):
+        model = getattr(models, role)
+        matrix = model.matrix(frame)
+        started, cpu_started = time.perf_counter(), time.process_time()
+        model.booster.predict(matrix, num_threads=cpu_threads())
+        times[role] = time.perf_counter() - started
+        cpu += time.process_time() - cpu_started
+    queue.put({"wall": times, "cpu": cpu})
+
+
+def in_child(target, *args):
+    """Run target in a fresh spawned process and return what it put on the queue."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=target, args=(*args, queue))
+    child.start()
+    result = queue.get()
+    child.join()
+    if child.exitcode != 0:
+        sys.exit(f"benchmark child {target.__name__} failed with exit code {child.exitcode}")
+    return result
+
+
+def main() -> int:
+    """Generate (or reuse) the date, run the children, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--alerts", type=int, default=1_000_000)
+    parser.add_argument("--work-dir", type=Path, default=REPO / "bench" / "out")
+    parser.add_argument("--models-dir", type=Path, default=REPO / "trained_models")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    input_dir = generate(args.work_dir, args.alerts)
+    print(f"load average before: {os.getloadavg()}")
+    runs, floors = [], []
+    for _ in range(args.repeat):
+        runs.append(in_child(run_process, str(input_dir), str(args.work_dir / "output"),
+                             str(args.models_dir)))
+        floors.append(in_child(run_floor, str(input_dir), str(args.models_dir)))
+    print(f"load average after:  {os.getloadavg()}")
+    report(runs, floors)
+    return 0
+
+
+def report(runs: list[dict], floors: list[dict]) -> None:
+    """Print the figures of the fastest runs (and medians) against the goals."""
+    best = min(runs, key=lambda r: r["total"])
+    floor_totals = [sum(f["wall"].values()) for f in floors]
+    best_floor = floors[floor_totals.index(min(floor_totals))]["wall"]
+    cpu_ratio = min(r["cpu"] for r in runs) / min(f["cpu"] for f in floors)
+    ratio = best["total"] / min(floor_totals)
+    median_ratio = statistics.median(r["total"] for r in runs) / statistics.median(floor_totals)
+    rss = max(r["rss_gb"] for r in runs)
+    print(f"\nprocess: {best['alerts']} alerts, {best['clusters']} clusters, {len(runs)} runs")
+    print("fastest process steps (s): " + json.dumps(best["steps"]))
+    print("fastest bare predict (s):  " + json.dumps({k: round(v, 3)
+                                                      for k, v in best_floor.items()}))
+    print(f"total process time   {best['total']:8.2f} s   (median "
+          f"{statistics.median(r['total'] for r in runs):.2f})")
+    print(f"bare predict floor   {min(floor_totals):8.2f} s   (median "
+          f"{statistics.median(floor_totals):.2f})")
+    print(f"ratio                {ratio:8.2f}     (median/median {median_ratio:.2f}; goal <= "
+          f"{GOAL_RATIO}: {'met' if ratio <= GOAL_RATIO else 'NOT met'})")
+    print(f"CPU-time ratio       {cpu_ratio:8.2f}     (process CPU s / predict CPU s, all "
+          f"threads: less sensitive to other load)")
+    print(f"peak RSS of process  {rss:8.2f} GB  (largest of the runs; goal <= {GOAL_RSS_GB}: "
+          f"{'met' if rss <= GOAL_RSS_GB else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Training data: features and labels of several input dates, and the train/validation split."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from services.processor.features import alert_features, cluster_features, link
+from services.processor.inputs import load_inputs
+from shared import contract
+from shared.labels import alert_labels, cluster_labels
+from shared.storage import date_dir
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(Exception):
+    """Training cannot go on (too few dates, one class, too few labelled rows); says why."""
+
+
+@dataclass
+class Part:
+    """Labelled rows of one model's training or validation data."""
+
+    frame: pd.DataFrame      # features, labelled rows only
+    label: np.ndarray        # 0/1
+    dates: np.ndarray        # the processing date of each row (query group of the ranker)
+
+    @property
+    def positives(self) -> int:
+        """Number of positive rows."""
+        return int(self.label.sum())
+
+    def groups(self) -> list[int]:
+        """Row counts of consecutive dates (rows are ordered by date)."""
+        _, first, counts = np.unique(self.dates, return_index=True, return_counts=True)
+        return [int(c) for c in counts[np.argsort(first)]]
+
+
+@dataclass
+class DateData:
+    """Features and labels (1, 0, NaN = unlabelled) of one date's alerts and clusters."""
+
+    date: str
+    alerts: pd.DataFrame
+    alert_y: np.ndarray
+    clusters: pd.DataFrame
+    cluster_y: np.ndarray
+
+
+def _labels(folder: Path) -> pd.DataFrame | None:
+    if not (folder / contract.LABELS_FILE).exists():
+        log.warning("%s: no %s, the date adds no labelled rows", folder, contract.LABELS_FILE)
+        return None
+    return contract.read_table(folder, contract.LABELS)
+
+
+def load_date(input_dir: Path, date: str) -> DateData:
+    """Build the features and labels of one input date."""
+    started = time.perf_counter()
+    folder = date_dir(input_dir, date)
+    inputs = load_inputs(folder)
+    links = link(inputs.alerts, inputs.features, inputs.clusters, inputs.money_flows)
+    alerts = alert_features(inputs.alerts, inputs.features, inputs.clusters, inputs.money_flows,
+                            links)
+    clusters = cluster_features(inputs.clusters, inputs.alerts, inputs.features,
+                                inputs.money_flows, links, alerts)
+    alert_ids = inputs.alerts.column("alert_id").to_numpy()
+    alert_y = alert_labels(inputs.alerts.column("address").to_numpy(), _labels(folder))
+    members = inputs.clusters.select([c for c in ("related_alert_ids", "primary_alert_id")
+                                      if c in inputs.clusters.column_names]).to_pandas()
+    cluster_y = cluster_labels(members, alert_ids, alert_y)
+    log.info("training date %s: %d alerts (%d labelled), %d clusters (%d labelled) in %.1fs",
+             date, len(alerts), int((~np.isnan(alert_y)).sum()), len(clusters),
+             int((~np.isnan(cluster_y)).sum()), time.perf_counter() - started)
+    return DateData(date, alerts, alert_y, clusters, cluster_y)
+
+
+def _labelled(frames: list[pd.DataFrame], labels: list[np.ndarray], dates: list[str]) -> Part:
+    keep = [~np.isnan(y) for y in labels]
+    frame = pd.concat([f[k] for f, k in zip(frames, keep)], ignore_index=True)
+    label = np.concatenate([y[k] for y, k in zip(labels, keep)]).astype(np.int32)
+    date = np.concatenate([np.full(int(k.sum()), d) for d, k in zip(dates, keep)])
+    return Part(frame.astype(np.float32), label, date)
+
+
+def alert_part(data: list[DateData]) -> Part:
+    """Labelled alert rows of some dates, in date order."""
+    return _labelled([d.alerts for d in data], [d.alert_y for d in data], [d.date for d in data])
+
+
+def cluster_part(data: list[DateData]) -> Part:
+    """Labelled cluster rows of some dates, in date order."""
+    return _labelled([d.clusters for d in data], [d.cluster_y for d in data],
+                     [d.date for d in data])
+
+
+def split_dates(dates: list[str]) -> tuple[list[str], list[str]]:
+    """Train on all dates but the last, validate on the last (needs two dates or more)."""
+    ordered = sorted(dates)
+    if len(ordered) < 2:
+        raise TrainingError(f"training needs at least two dates (the last one is held out for "
+                            f"validation); got {ordered}")
+    return ordered[:-1], ordered[-1:]

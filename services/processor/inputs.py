@@ -1,0 +1,123 @@
+"""One input date folder as the processor reads it: validated Arrow tables, META.json, checksums.
+
+Arrow, not pandas: at a million alerts, converting list and string columns to
+Python objects costs more than the models' predictions. Only the columns the
+features use are read from alerts, features and money_flows (the alerts' long
+text columns are streamed straight into alerts_scored when it is written, so
+they never sit in memory beside the feature matrices); clusters are read whole.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shared import contract
+from shared.contract import ContractError
+from shared.storage import sha256_file
+
+log = logging.getLogger(__name__)
+
+_NUMERIC = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal, pa.types.is_boolean)
+_NOT_FEATURES = {"window_days", "processing_date", "community_id"}
+
+# Address feature columns the processor may use; any of them may be absent.
+FEATURE_COLUMNS = tuple(
+    f.name for f in contract.FEATURES_SCHEMA
+    if any(check(f.type) for check in _NUMERIC) and f.name not in _NOT_FEATURES
+) + contract.LEGACY_FEATURE_COLUMNS
+
+FLOW_COLUMNS = ("tx_count", "amount_usd_sum", "is_bidirectional", "reciprocity_ratio")
+ALERT_COLUMNS = ("alert_id", "address", "typology_type", "severity", "suspected_address_type",
+                 "alert_confidence_score", "volume_usd", "risk_indicators", "pattern_id",
+                 "processing_date", "window_days")
+
+
+@dataclass
+class Inputs:
+    """The validated tables of one date (alerts: feature columns only; flows: None if absent)."""
+
+    folder: Path
+    alerts: pa.Table
+    features: pa.Table
+    clusters: pa.Table
+    money_flows: pa.Table | None
+    meta: dict
+
+
+def read_meta(folder: Path) -> dict:
+    """META.json of a date folder as a dict ({} when absent)."""
+    path = Path(folder) / contract.META_FILE
+    if not path.is_file():
+        return {}
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ContractError(path, f"not readable JSON ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise ContractError(path, "is not a JSON object")
+    return meta
+
+
+def load_inputs(folder: Path | str) -> Inputs:
+    """Read and validate a date folder for processing, or raise ContractError naming the problem.
+
+    The files are read side by side: decoding is multi-threaded inside Arrow, but the
+    casts and key checks are not, so one file's checks overlap another's decoding.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ContractError(folder, "date folder does not exist")
+    has_flows = (folder / contract.MONEY_FLOWS_FILE).exists()
+    if not has_flows:
+        log.warning("%s: optional %s is absent; money-flow features will be NaN",
+                    folder, contract.MONEY_FLOWS_FILE)
+    reads = {
+        "alerts": (contract.ALERTS, ALERT_COLUMNS),
+        "features": (contract.FEATURES, FEATURE_COLUMNS),
+        "clusters": (contract.CLUSTERS, None),
+        **({"money_flows": (contract.MONEY_FLOWS, FLOW_COLUMNS)} if has_flows else {}),
+    }
+    with ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="read") as pool:
+        futures = {name: pool.submit(contract.read_arrow, folder, spec, columns)
+                   for name, (spec, columns) in reads.items()}
+        tables = {name: future.result() for name, future in futures.items()}
+    return Inputs(folder=folder, alerts=tables["alerts"], features=tables["features"],
+                  clusters=tables["clusters"], money_flows=tables.get("money_flows"),
+                  meta=read_meta(folder))
+
+
+def checksums(folder: Path) -> dict[str, str]:
+    """sha256 of each batch file present in the folder (META.json included)."""
+    names = (*contract.BATCH_FILES, contract.META_FILE)
+    return {name: sha256_file(Path(folder) / name)
+            for name in names if (Path(folder) / name).is_file()}
+
+
+def _single_value(inputs: Inputs, column: str):
+    values = pc.unique(inputs.alerts.column(column)).drop_null().to_pylist()
+    if len(values) > 1:
+        shown = ", ".join(map(str, sorted(values)[:5]))
+        raise ContractError(inputs.folder / contract.ALERTS_FILE,
+                            f"column {column!r} holds several values ({shown}); one batch has one")
+    return values[0] if values else None
+
+
+def batch_identity(inputs: Inputs, processing_date: str, default_network: str,
+                   default_window: int) -> tuple[str, int]:
+    """(network, window_days) of the batch; the alerts' processing_date must be the asked one."""
+    found = _single_value(inputs, "processing_date")
+    if found is not None and str(found) != processing_date:
+        raise ContractError(inputs.folder / contract.ALERTS_FILE,
+                            f"processing_date is {found}, not the requested {processing_date}")
+    window = _single_value(inputs, "window_days")
+    if window is None:
+        window = inputs.meta.get("window_days", default_window)
+    network = inputs.meta.get("network") or default_network
+    return str(network), int(window)

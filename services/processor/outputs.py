@@ -1,0 +1,98 @@
+"""The result files of a date: scored and ranked tables, their checks, and byte-stable parquet."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+# Fixed writer options: the same table always gives the same bytes.
+PARQUET_OPTIONS = {
+    "compression": "zstd", "compression_level": 1, "use_dictionary": True,
+    "write_statistics": True, "version": "2.6", "data_page_size": 1 << 20,
+    "row_group_size": 1 << 20, "store_schema": True,
+}
+SCORE = "score"
+MODEL_VERSION = "model_version"
+
+
+class ScoreError(Exception):
+    """A model produced a score that is not a finite number in [0, 1], or not one per row."""
+
+
+def check_scores(tag: str, scores: np.ndarray, rows: int) -> None:
+    """One score per row, each finite and in [0, 1]; else ScoreError naming the model."""
+    if len(scores) != rows:
+        raise ScoreError(f"{tag}: {len(scores)} scores for {rows} rows")
+    bad = ~(np.isfinite(scores) & (scores >= 0.0) & (scores <= 1.0))
+    if bad.any():
+        raise ScoreError(f"{tag}: {int(bad.sum())} score(s) not finite or outside [0, 1], "
+                         f"e.g. {scores[bad][:3].tolist()}")
+
+
+def sigmoid(raw: np.ndarray) -> np.ndarray:
+    """A monotone map of raw ranker outputs into [0, 1] (keeps their order)."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-raw))
+
+
+def _repeat(text: str, n: int) -> pa.Array:
+    return pa.repeat(pa.scalar(text, pa.string()), n)
+
+
+def with_scores(table: pa.Table, scores: np.ndarray, tag: str) -> pa.Table:
+    """The input rows with `score` and `model_version` appended (replacing same-named columns)."""
+    keep = [c for c in table.column_names if c not in (SCORE, MODEL_VERSION)]
+    table = table.select(keep)
+    return table.append_column(SCORE, pa.array(scores, pa.float64())).append_column(
+        MODEL_VERSION, _repeat(tag, len(scores)))
+
+
+def ranked(alert_ids, scores: np.ndarray, tag: str) -> pa.Table:
+    """alert_id, rank (1 = highest score, ties by alert_id ascending), score, model_version."""
+    table = pa.table({"alert_id": alert_ids, SCORE: pa.array(scores, pa.float64())})
+    order = pc.sort_indices(table, sort_keys=[(SCORE, "descending"), ("alert_id", "ascending")])
+    table = table.take(order)
+    rank = pa.array(np.arange(1, len(scores) + 1, dtype=np.int64))
+    return pa.table({"alert_id": table.column("alert_id"), "rank": rank,
+                     SCORE: table.column(SCORE),
+                     MODEL_VERSION: _repeat(tag, len(scores))})
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """Write a table with the fixed options (deterministic bytes)."""
+    pq.write_table(table, path, **PARQUET_OPTIONS)
+
+
+def write_scored_stream(batches: Iterator[pa.Table], scores: np.ndarray, tag: str,
+                        path: Path) -> None:
+    """Write input batches with their slice of the scores appended, one batch at a time."""
+    options = {k: v for k, v in PARQUET_OPTIONS.items() if k != "row_group_size"}
+    writer, offset = None, 0
+    try:
+        for batch in batches:
+            table = with_scores(batch, scores[offset:offset + batch.num_rows], tag)
+            offset += batch.num_rows
+            writer = writer or pq.ParquetWriter(path, table.schema, **options)
+            writer.write_table(table, row_group_size=PARQUET_OPTIONS["row_group_size"])
+    finally:
+        if writer is not None:
+            writer.close()
+    if offset != len(scores):
+        raise ScoreError(f"{tag}: {len(scores)} scores for {offset} rows of {path.name}")
+
+
+def utc_timestamp() -> str:
+    """Now, ISO-8601 in UTC with a Z suffix."""
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def write_metadata(metadata: dict, path: Path) -> None:
+    """metadata.json, pretty and key-ordered as built."""
+    path.write_text(json.dumps(metadata, indent=2) + "\n")

@@ -1,0 +1,168 @@
+"""process_batch: score, rank and publish one date from its input folder.
+
+Reads input/{date}/, builds features, scores alerts (alert scorer), ranks them
+(alert ranker), scores clusters (cluster scorer), checks every score, writes each
+result file into a staging folder (in the background, beside the next model's
+prediction) and publishes the folder with one atomic rename. Any failure before
+the rename leaves the previous result as it was.
+
+alerts_ranked orders alerts by the ranker (the model trained for ordering); its
+`score` column is the ranker's output mapped monotonically into [0, 1], and the
+ranks are computed from that published score, so rank 1 is always its highest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pyarrow as pa
+
+from services.processor import outputs
+from services.processor.features import alert_features, cluster_features, link
+from services.processor.inputs import batch_identity, checksums, load_inputs
+from services.processor.models import Models, load_models
+from shared import contract
+from shared.settings import Settings
+from shared.storage import (ALERTS_RANKED, ALERTS_SCORED, CLUSTERS_SCORED, METADATA, date_dir,
+                            parse_date, publish, staging_dir)
+
+log = logging.getLogger(__name__)
+
+
+class Steps:
+    """Wall-clock seconds of each named step, logged as they finish."""
+
+    def __init__(self, subject: str):
+        self.subject = subject
+        self.seconds: dict[str, float] = {}
+        self.started = time.perf_counter()
+
+    @contextlib.contextmanager
+    def step(self, name: str):
+        """Time the block under name."""
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - started, 4)
+        log.info("%s: %s took %.2fs", self.subject, name, self.seconds[name])
+
+    def total(self) -> dict[str, float]:
+        """The step timings plus the total so far."""
+        return {**self.seconds, "total": round(time.perf_counter() - self.started, 4)}
+
+
+def _features(inputs, steps: Steps):
+    """Alert and cluster feature frames; the address and flow tables are dropped afterwards."""
+    with steps.step("features"):
+        links = link(inputs.alerts, inputs.features, inputs.clusters, inputs.money_flows)
+        alerts = alert_features(inputs.alerts, inputs.features, inputs.clusters,
+                                inputs.money_flows, links)
+        clusters = cluster_features(inputs.clusters, inputs.alerts, inputs.features,
+                                    inputs.money_flows, links, alerts)
+    inputs.features = inputs.money_flows = None  # frees their memory before predicting
+    pa.default_memory_pool().release_unused()  # and hands it back to the OS (peak RSS)
+    log.info("%s: %d alert and %d cluster feature columns", steps.subject, alerts.shape[1],
+             clusters.shape[1])
+    return alerts, clusters
+
+
+def _checked(model, scores, rows: int):
+    """The scores, once check_scores has passed them."""
+    outputs.check_scores(model.tag, scores, rows)
+    return scores
+
+
+def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> None:
+    """Score with the three models, writing each result file once its scores are checked.
+
+    The writes run in background threads, so they overlap the next model's prediction.
+    """
+    alerts, clusters = _features(inputs, steps)
+    scorer, ranker = models.alert_scorer, models.alert_ranker
+    cluster_scorer = models.cluster_scorer
+    n = inputs.alerts.num_rows
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="write") as pool:
+        with steps.step("score_alerts"):
+            matrix = scorer.matrix(alerts)
+            scores = _checked(scorer, scorer.predict_matrix(matrix), n)
+        pending = [pool.submit(outputs.write_scored_stream,
+                               contract.iter_arrow(inputs.folder, contract.ALERTS), scores,
+                               scorer.tag, folder / ALERTS_SCORED)]
+        with steps.step("rank_alerts"):
+            if ranker.features != scorer.features:  # the same list (usual) shares one matrix
+                matrix = ranker.matrix(alerts)
+            del alerts
+            ranking = _checked(ranker, outputs.sigmoid(ranker.predict_matrix(matrix, raw=True)), n)
+        del matrix
+        pending.append(pool.submit(_write_table, outputs.ranked(
+            inputs.alerts.column("alert_id"), ranking, ranker.tag), folder / ALERTS_RANKED))
+        with steps.step("score_clusters"):
+            scores = _checked(cluster_scorer, cluster_scorer.predict(clusters),
+                              inputs.clusters.num_rows)
+        pending.append(pool.submit(_write_table, outputs.with_scores(
+            inputs.clusters, scores, cluster_scorer.tag), folder / CLUSTERS_SCORED))
+        with steps.step("write"):
+            for future in pending:
+                future.result()  # re-raises a writer's error here
+
+
+def _write_table(table, path: Path) -> None:
+    """Write one result table (run in a writer thread)."""
+    outputs.write_parquet(table, path)
+
+
+def _timed_checksums(source: Path) -> tuple[dict, float]:
+    started = time.perf_counter()
+    return checksums(source), round(time.perf_counter() - started, 4)
+
+
+def _read(source: Path, processing_date: str, settings: Settings, steps: Steps):
+    with steps.step("read"):
+        inputs = load_inputs(source)
+        network, window = batch_identity(inputs, processing_date, settings.NETWORK,
+                                         settings.WINDOW_DAYS)
+    pa.default_memory_pool().release_unused()  # decode buffers and pre-cast decimals
+    log.info("batch %s: read %d alerts, %d clusters, %d address rows, %s money flows (%s, %dd)",
+             processing_date, inputs.alerts.num_rows, inputs.clusters.num_rows,
+             inputs.features.num_rows,
+             inputs.money_flows.num_rows if inputs.money_flows is not None else "no",
+             network, window)
+    return inputs, network, window
+
+
+def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date: str,
+                  models_dir: Path | str | None = None, models: Models | None = None,
+                  settings: Settings | None = None) -> dict:
+    """Score, rank and publish one date; returns the metadata written to metadata.json."""
+    settings = settings or Settings()
+    parse_date(processing_date)
+    source, target = date_dir(input_dir, processing_date), date_dir(output_dir, processing_date)
+    steps = Steps(f"batch {processing_date}")
+    if models is None:
+        with steps.step("load_models"):
+            models = load_models(models_dir or settings.MODELS_DIR)
+    # A thread per call (not a module-level pool: RQ forks, and pool threads do not survive
+    # a fork). Hashing runs beside the single-threaded feature work instead of after it.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="checksums") as pool:
+        hashing = pool.submit(_timed_checksums, source)
+        inputs, network, window = _read(source, processing_date, settings, steps)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with staging_dir(target) as tmp:
+            _score_and_write(tmp, models, inputs, steps)
+            sums, steps.seconds["checksums"] = hashing.result()
+            metadata = {
+                "processing_date": processing_date, "network": network, "window_days": window,
+                "alert_count": inputs.alerts.num_rows,
+                "cluster_count": inputs.clusters.num_rows,
+                "model_versions": models.versions(), "timestamp": outputs.utc_timestamp(),
+                "input_sha256": sums, "timings_s": steps.total(),
+            }
+            outputs.write_metadata(metadata, tmp / METADATA)
+    # Outside the block: once the rename is done, tmp is the live version and must stay.
+    publish(tmp, target)
+    log.info("batch %s: published %s (%d alerts, %d clusters) in %.2fs", processing_date, target,
+             metadata["alert_count"], metadata["cluster_count"], metadata["timings_s"]["total"])
+    return metadata

@@ -1,0 +1,175 @@
+"""Training the three models on labelled input dates, with a held-out date for validation.
+
+Deterministic: fixed seeds, deterministic=True, force_col_wise and a fixed
+thread count, so the same dates give the same model files byte for byte. The
+last date is held out; its metrics go to each model's sidecar and the report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from services.processor import report
+from services.processor.dataset import (DateData, Part, TrainingError, alert_part, cluster_part,
+                                        load_date, split_dates)
+from services.processor.features import CATEGORICAL
+from services.processor.models import (ALERT_RANKER, ALERT_SCORER, CLUSTER_SCORER, VERSION_RE,
+                                       model_file, sidecar_file, to_matrix)
+from shared.labels import NEGATIVE_RISK, POSITIVE_RISK
+from shared.storage import sha256_file
+
+log = logging.getLogger(__name__)
+
+RANKING_OBJECTIVES = ("lambdarank", "rank_xendcg")
+MIN_CLASS_ROWS = 10  # fewer positives (or negatives) than this is no basis for a model
+# Fixed, so trees never depend on the core count; one, because OpenMP spin-waits badly
+# when a 2-core host is busy (2 threads trained 15x slower than 1 under load here).
+TRAIN_THREADS = 1
+SEED = 20251026
+
+COMMON_PARAMS = {
+    "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 40, "feature_fraction": 0.8,
+    "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0, "max_bin": 255,
+    "seed": SEED, "deterministic": True, "force_col_wise": True, "num_threads": TRAIN_THREADS,
+    "verbose": -1,
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What one model learns from: alert or cluster rows, objective, parameters, rounds."""
+
+    name: str
+    rows: str  # "alerts" or "clusters"
+    params: dict
+    rounds: int
+
+
+SPECS = (
+    ModelSpec(ALERT_SCORER, "alerts", {**COMMON_PARAMS, "objective": "binary"}, 300),
+    ModelSpec(ALERT_RANKER, "alerts", {
+        **COMMON_PARAMS, "objective": "lambdarank", "lambdarank_truncation_level": 3000,
+        "eval_at": [10, 100]}, 300),
+    ModelSpec(CLUSTER_SCORER, "clusters", {
+        **COMMON_PARAMS, "objective": "binary", "num_leaves": 15, "min_data_in_leaf": 20}, 200),
+)
+
+
+def check_classes(name: str, part: Part, where: str) -> None:
+    """Refuse to train on one class or on too few rows of either class."""
+    positives = part.positives
+    negatives = len(part.label) - positives
+    if min(positives, negatives) < MIN_CLASS_ROWS:
+        raise TrainingError(
+            f"{name}: cannot train on {where}: {positives} positive and {negatives} negative "
+            f"labelled rows (need at least {MIN_CLASS_ROWS} of each class)")
+
+
+def _dataset(spec: ModelSpec, part: Part, names: list[str]):
+    import lightgbm
+
+    group = part.groups() if spec.params["objective"] in RANKING_OBJECTIVES else None
+    return lightgbm.Dataset(
+        to_matrix(part.frame, names), label=part.label, group=group, feature_name=names,
+        categorical_feature=[c for c in CATEGORICAL if c in names],
+        params={"max_bin": spec.params["max_bin"], "verbose": -1}, free_raw_data=True)
+
+
+def fit(spec: ModelSpec, train: Part):
+    """Train one booster on the labelled training rows."""
+    import lightgbm
+
+    names = list(train.frame.columns)
+    started = time.perf_counter()
+    booster = lightgbm.train(spec.params, _dataset(spec, train, names),
+                             num_boost_round=spec.rounds)
+    log.info("%s: trained %d trees on %d rows x %d features in %.1fs", spec.name,
+             booster.num_trees(), len(train.label), len(names), time.perf_counter() - started)
+    return booster
+
+
+def evaluate(booster, valid: Part) -> tuple[dict, np.ndarray]:
+    """Validation metrics and scores of a booster on held-out rows."""
+    matrix = to_matrix(valid.frame, booster.feature_name())
+    scores = np.asarray(booster.predict(matrix, num_threads=TRAIN_THREADS), dtype=np.float64)
+    return report.metrics(valid.label, scores, valid.dates), scores
+
+
+def _sidecar(spec: ModelSpec, version: str, path: Path, booster, train: Part, valid: Part,
+             metrics: dict) -> dict:
+    return {
+        "name": spec.name, "version": version, "model_file": path.name,
+        "model_sha256": sha256_file(path), "objective": spec.params["objective"],
+        "rows_from": spec.rows, "features": booster.feature_name(),
+        "categorical_features": [c for c in CATEGORICAL if c in booster.feature_name()],
+        "training_dates": sorted(set(train.dates.tolist())),
+        "validation_dates": sorted(set(valid.dates.tolist())),
+        "rows": {"train": len(train.label), "validation": len(valid.label)},
+        "positives": {"train": train.positives, "validation": valid.positives},
+        "validation": metrics, "params": spec.params, "num_boost_round": spec.rounds,
+        "num_trees": booster.num_trees(), "lightgbm_version": _lightgbm_version(),
+        "label_rule": f"positive: an address label with risk_level in {list(POSITIVE_RISK)}; "
+                      f"negative: only {list(NEGATIVE_RISK)}; unlabelled rows left out",
+    }
+
+
+def _lightgbm_version() -> str:
+    import lightgbm
+
+    return lightgbm.__version__
+
+
+def _replace_file(path: Path, write) -> None:
+    """Write through a temporary name and rename, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save(models_dir: Path, spec: ModelSpec, version: str, booster, train: Part, valid: Part,
+         metrics: dict) -> Path:
+    """Write the model file, then its sidecar (which carries the model file's sha256)."""
+    path = model_file(models_dir, spec.name, version)
+    _replace_file(path, lambda tmp: booster.save_model(str(tmp)))
+    sidecar = _sidecar(spec, version, path, booster, train, valid, metrics)
+    text = json.dumps(sidecar, indent=2) + "\n"
+    _replace_file(sidecar_file(path), lambda tmp: tmp.write_text(text))
+    log.info("%s: wrote %s and its sidecar (validation %s)", spec.name, path, metrics)
+    return path
+
+
+def _parts(spec: ModelSpec, train: list[DateData], valid: list[DateData]) -> tuple[Part, Part]:
+    build = alert_part if spec.rows == "alerts" else cluster_part
+    parts = build(train), build(valid)
+    check_classes(spec.name, parts[0], f"training dates {[d.date for d in train]}")
+    return parts
+
+
+def train_models(input_dir: Path | str, dates: list[str], models_dir: Path | str,
+                 version: str = "1.0.0", report_dir: Path | str | None = None,
+                 specs: tuple[ModelSpec, ...] = SPECS) -> dict:
+    """Train, validate and save the models; returns the validation metrics by model."""
+    if not VERSION_RE.match(version):
+        raise TrainingError(f"model version {version!r} is not in X.Y.Z form")
+    train_dates, valid_dates = split_dates(dates)
+    data = {d: load_date(Path(input_dir), d) for d in sorted(dates)}
+    train, valid = [data[d] for d in train_dates], [data[d] for d in valid_dates]
+    parts = {spec.name: _parts(spec, train, valid) for spec in specs}  # refuse before any work
+    models_dir = Path(models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for spec in specs:
+        train_part, valid_part = parts[spec.name]
+        booster = fit(spec, train_part)
+        metrics, scores = evaluate(booster, valid_part)
+        save(models_dir, spec, version, booster, train_part, valid_part, metrics)
+        results.append(report.Result(spec.name, version, metrics, valid_part.label, scores))
+    report.write(Path(report_dir) if report_dir else models_dir / "report", results)
+    return {r.name: r.metrics for r in results}

@@ -1,0 +1,120 @@
+"""Subcommands of the local validator: `validate` one published date, `evaluate` model folders.
+
+Exit codes: 0 all good; 1 the integrity gate failed (for `evaluate`: on any
+date); 2 the check could not start (bad date, missing input or output, API
+unreachable; for `evaluate` also a processor failure); 3 the gate passed but
+determinism did not (the re-run differed, or the processor could not re-run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+
+def add_commands(sub) -> None:
+    """Register `validate` and `evaluate` on the aml-miner parser."""
+    v = sub.add_parser("validate", help="judge a published date as the subnet's validator would",
+                       description=__doc__)
+    v.add_argument("--processing-date", required=True, help="YYYY-MM-DD")
+    v.add_argument("--api", metavar="URL", help="judge what the result API serves (default: the output folder)")
+    _common(v)
+    v.add_argument("--output-dir", type=Path, help="published results (default OUTPUT_DIR)")
+    v.add_argument("--models-dir", type=Path, help="models for the determinism re-run (default MODELS_DIR)")
+    v.add_argument("--no-determinism", action="store_true", help="skip re-running the processor")
+    v.set_defaults(func=run_validate)
+
+    e = sub.add_parser("evaluate", help="score held-out dates with model folders and compare them",
+                       description=__doc__)
+    e.add_argument("--dates", nargs="+", required=True, metavar="DATE", help="input dates to score")
+    e.add_argument("--models-dir", type=Path, help="models to evaluate (default MODELS_DIR)")
+    e.add_argument("--compare-models-dir", type=Path, help="a second model folder, shown side by side")
+    _common(e)
+    e.set_defaults(func=run_evaluate)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input-dir", type=Path, help="SOT input dates with labels (default INPUT_DIR)")
+    parser.add_argument("--report-dir", type=Path,
+                        help="where the JSON and HTML reports go (default: 'reports' next to OUTPUT_DIR)")
+    parser.add_argument("--processor-command", metavar="CMD",
+                        help="command prefix that runs aml-miner for re-runs, e.g. "
+                             "/opt/aml/.venv/bin/aml-miner (default: this Python with -m services.cli)")
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"aml-miner {command}: {message}", file=sys.stderr)
+    return 2
+
+
+def _rerun_env(settings) -> dict:
+    import os
+
+    from services.validator.determinism import child_env
+
+    # The entry point hands the child our environment plus the effective settings.
+    return child_env(settings, dict(os.environ))
+
+
+def _report_dir(args, settings) -> Path:
+    return args.report_dir or Path(settings.OUTPUT_DIR).parent / "reports"
+
+
+def _finish(outcome, report_dir: Path, stem: str) -> int:
+    from services.validator import report
+
+    sys.stdout.write(report.render_text(outcome.report))
+    json_path, html_path = report.write(outcome.report, outcome.figures, report_dir, stem)
+    print(f"report written: {json_path} and {html_path}")
+    return outcome.exit_code
+
+
+def run_validate(args, settings) -> int:
+    """Handler of `aml-miner validate`."""
+    from services.validator import sources, validation
+    from shared.contract import ContractError
+    from shared.storage import InvalidDate, parse_date
+
+    try:
+        parse_date(args.processing_date)
+    except InvalidDate as exc:
+        return _fail("validate", str(exc))
+    source = (sources.ApiSource(args.api) if args.api
+              else sources.FolderSource(args.output_dir or settings.OUTPUT_DIR))
+    rerun = None if args.no_determinism else validation.Rerun(
+        args.models_dir or settings.MODELS_DIR, _command(args), _rerun_env(settings))
+    try:
+        outcome = validation.validate(source, args.input_dir or settings.INPUT_DIR,
+                                      args.processing_date, rerun)
+    except (ContractError, sources.SourceError) as exc:
+        return _fail("validate", f"cannot judge {args.processing_date}: {exc}")
+    return _finish(outcome, _report_dir(args, settings), f"validate_{args.processing_date}")
+
+
+def _command(args) -> list[str] | None:
+    return shlex.split(args.processor_command) if args.processor_command else None
+
+
+def run_evaluate(args, settings) -> int:
+    """Handler of `aml-miner evaluate`."""
+    from services.validator import determinism, evaluation
+    from shared.contract import ContractError
+    from shared.storage import InvalidDate, parse_date
+
+    try:
+        dates = sorted({parse_date(d).isoformat() for d in args.dates})
+    except InvalidDate as exc:
+        return _fail("evaluate", str(exc))
+    models = [args.models_dir or settings.MODELS_DIR, *([args.compare_models_dir] if args.compare_models_dir else [])]
+    missing = [str(m) for m in models if not Path(m).is_dir()]
+    if missing:
+        return _fail("evaluate", f"models folder not found: {', '.join(missing)}")
+    try:
+        outcome = evaluation.evaluate(args.input_dir or settings.INPUT_DIR, dates, models,
+                                      _command(args), _rerun_env(settings))
+    except (ContractError, determinism.ProcessorFailed) as exc:
+        return _fail("evaluate", str(exc))
+    span = dates[0] if len(dates) == 1 else f"{dates[0]}_{dates[-1]}"
+    return _finish(outcome, _report_dir(args, settings), f"evaluate_{span}")

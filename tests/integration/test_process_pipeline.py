@@ -1,0 +1,145 @@
+"""process_batch end to end on a generated sample date with the shipped models."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from services.processor.models import load_models
+from services.processor.process import process_batch
+from shared import storage
+from shared.storage import sha256_file
+from tests.processor_fixtures import DATE, generated_input
+
+METADATA_KEYS = {"processing_date", "network", "window_days", "alert_count", "cluster_count",
+                 "model_versions", "timestamp", "input_sha256", "timings_s"}
+
+
+@pytest.fixture(scope="module")
+def input_dir(tmp_path_factory):
+    return generated_input(tmp_path_factory.mktemp("sample") / "input")
+
+
+@pytest.fixture(scope="module")
+def models(settings_module):
+    return load_models(settings_module.MODELS_DIR)
+
+
+@pytest.fixture(scope="module")
+def settings_module(tmp_path_factory):
+    from shared.settings import Settings
+    from tests.conftest import REPO
+
+    return Settings.from_env({}).replace(MODELS_DIR=REPO / "trained_models")
+
+
+@pytest.fixture(scope="module")
+def published(input_dir, models, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("out")
+    metadata = process_batch(input_dir, output_dir, DATE, models=models)
+    return output_dir, metadata
+
+
+def _read(output_dir, name):
+    return pq.read_table(output_dir / DATE / name).to_pandas()
+
+
+def test_every_alert_and_cluster_scored_exactly_once(input_dir, published):
+    output_dir, _ = published
+    alerts = pq.read_table(input_dir / DATE / "alerts.parquet").column("alert_id").to_pylist()
+    clusters = pq.read_table(input_dir / DATE / "clusters.parquet").column("cluster_id")
+    clusters = clusters.to_pylist()
+    scored = _read(output_dir, storage.ALERTS_SCORED)
+    assert scored["alert_id"].tolist() == alerts  # same rows, same order, each once
+    assert _read(output_dir, storage.CLUSTERS_SCORED)["cluster_id"].tolist() == clusters
+    ranked = _read(output_dir, storage.ALERTS_RANKED)
+    assert sorted(ranked["alert_id"]) == sorted(alerts) and ranked["alert_id"].is_unique
+
+
+@pytest.mark.parametrize("name", [storage.ALERTS_SCORED, storage.ALERTS_RANKED,
+                                  storage.CLUSTERS_SCORED])
+def test_scores_are_finite_in_unit_interval_with_model_version(published, name):
+    output_dir, metadata = published
+    table = _read(output_dir, name)
+    scores = table["score"].to_numpy()
+    assert table["score"].dtype == np.float64
+    assert np.isfinite(scores).all() and scores.min() >= 0 and scores.max() <= 1
+    assert scores.std() > 0  # the models discriminate, not a constant
+    role = {storage.ALERTS_SCORED: "alert_scorer", storage.ALERTS_RANKED: "alert_ranker",
+            storage.CLUSTERS_SCORED: "cluster_scorer"}[name]
+    assert set(table["model_version"]) == {metadata["model_versions"][role]}
+
+
+def test_ranks_are_1_to_n_and_follow_the_score_with_alert_id_ties(published):
+    output_dir, _ = published
+    ranked = _read(output_dir, storage.ALERTS_RANKED)
+    assert ranked["rank"].tolist() == list(range(1, len(ranked) + 1))
+    expected = ranked.sort_values(["score", "alert_id"], ascending=[False, True])
+    assert expected["alert_id"].tolist() == ranked["alert_id"].tolist()
+    assert ranked["score"].iloc[0] == ranked["score"].max()
+
+
+def test_metadata_has_the_agreed_keys_and_values(input_dir, published):
+    output_dir, metadata = published
+    on_disk = json.loads((output_dir / DATE / storage.METADATA).read_text())
+    assert on_disk == metadata
+    assert METADATA_KEYS <= set(metadata)
+    assert metadata["processing_date"] == DATE
+    assert (metadata["network"], metadata["window_days"]) == ("bitcoin", 7)
+    assert metadata["alert_count"] == len(_read(output_dir, storage.ALERTS_SCORED))
+    assert metadata["cluster_count"] == len(_read(output_dir, storage.CLUSTERS_SCORED))
+    assert metadata["model_versions"] == {"alert_scorer": "alert_scorer_v1.0.0",
+                                          "alert_ranker": "alert_ranker_v1.0.0",
+                                          "cluster_scorer": "cluster_scorer_v1.0.0"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", metadata["timestamp"])
+    for name, digest in metadata["input_sha256"].items():
+        assert digest == sha256_file(input_dir / DATE / name)
+    assert "alerts.parquet" in metadata["input_sha256"]
+    assert {"read", "features", "score_alerts", "write", "total"} <= set(metadata["timings_s"])
+
+
+def test_rerun_gives_byte_identical_parquet(input_dir, models, published, tmp_path):
+    output_dir, _ = published
+    process_batch(input_dir, tmp_path, DATE, models=models)
+    for name in (storage.ALERTS_SCORED, storage.ALERTS_RANKED, storage.CLUSTERS_SCORED):
+        assert (tmp_path / DATE / name).read_bytes() == (output_dir / DATE / name).read_bytes()
+
+
+def test_models_dir_path_loads_the_shipped_models(input_dir, settings_module, tmp_path):
+    metadata = process_batch(input_dir, tmp_path, DATE, models_dir=settings_module.MODELS_DIR)
+    assert metadata["timings_s"]["load_models"] >= 0
+
+
+def test_absent_money_flows_still_scores_everything(input_dir, models, tmp_path):
+    lean = tmp_path / "input"
+    shutil.copytree(input_dir / DATE, lean / DATE)
+    (lean / DATE / "money_flows.parquet").unlink()
+    metadata = process_batch(lean, tmp_path / "out", DATE, models=models)
+    scored = pq.read_table(tmp_path / "out" / DATE / storage.ALERTS_SCORED)
+    assert scored.num_rows == metadata["alert_count"]
+    assert "money_flows.parquet" not in metadata["input_sha256"]
+
+
+def test_cluster_whose_members_are_all_missing_is_scored(input_dir, models, tmp_path):
+    import pyarrow as pa
+
+    copy = tmp_path / "input"
+    shutil.copytree(input_dir / DATE, copy / DATE)
+    path = copy / DATE / "clusters.parquet"
+    clusters = pq.read_table(path)
+    ghost = clusters.slice(0, 1).to_pylist()[0]
+    ghost.update(cluster_id="cluster_ghost", primary_alert_id="missing-1",
+                 related_alert_ids=["missing-1", "missing-2"], addresses_involved=["nowhere"],
+                 primary_address="nowhere")
+    pq.write_table(pa.concat_tables([clusters, pa.Table.from_pylist([ghost], clusters.schema)]),
+                   path)
+    process_batch(copy, tmp_path / "out", DATE, models=models)
+    scored = pq.read_table(tmp_path / "out" / DATE / storage.CLUSTERS_SCORED).to_pandas()
+    row = scored[scored["cluster_id"] == "cluster_ghost"]
+    assert len(row) == 1 and 0 <= row["score"].iloc[0] <= 1
+    assert len(scored) == clusters.num_rows + 1
