@@ -55,6 +55,7 @@ class Service:
     depends_on: list[str]
     stop_grace_s: float
     reuse_redis: bool = False
+    port: int | None = None
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
 
@@ -217,10 +218,13 @@ def _health_deadline(svc: dict) -> float:
     return _duration_s(check.get("start_period"), 0) + interval * int(check.get("retries", 3)) + 30
 
 
-def _base_env(project_dir: Path) -> dict[str, str]:
+CODE_ROOT = Path(__file__).resolve().parents[2]  # the checkout whose services/ and shared/ run
+
+
+def _base_env() -> dict[str, str]:
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
     env = {k: os.environ[k] for k in keep if k in os.environ}
-    env["PYTHONPATH"] = str(project_dir)
+    env["PYTHONPATH"] = str(CODE_ROOT)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -244,13 +248,14 @@ def plan(project_dir: Path, profiles: list[str], own_redis: bool = False) -> lis
         svc = config["services"][name]
         mapper = Mapper(project_dir, name, svc, ports)
         reuse = _is_redis(svc) and not own_redis and redis_answers(ports[name][1])
-        env = _base_env(project_dir)
+        env = _base_env()
         env.update({k: mapper.value(str(v)) for k, v in (svc.get("environment") or {}).items()})
         services.append(Service(
             name=name, argv=_command(name, svc, mapper, reuse), env=env,
             health=_health(svc, mapper), health_deadline_s=_health_deadline(svc),
             depends_on=list(svc.get("depends_on") or {}),
-            stop_grace_s=_duration_s(svc.get("stop_grace_period"), 10), reuse_redis=reuse))
+            stop_grace_s=_duration_s(svc.get("stop_grace_period"), 10), reuse_redis=reuse,
+            port=ports.get(name, (None, None))[1]))
     return services
 
 
@@ -278,9 +283,9 @@ def _pipe_logs(service: Service) -> None:
         sys.stdout.flush()
 
 
-def _spawn(service: Service, project_dir: Path) -> None:
+def _spawn(service: Service) -> None:
     service.proc = subprocess.Popen(
-        service.argv, env=service.env, cwd=project_dir, stdout=subprocess.PIPE,
+        service.argv, env=service.env, cwd=CODE_ROOT, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True)
     threading.Thread(target=_pipe_logs, args=(service,), daemon=True).start()
     log.info("stack: started %s (pid %d): %s", service.name, service.proc.pid,
@@ -325,9 +330,19 @@ class Stack:
             if service.reuse_redis:
                 log.info("stack: %s: using the Redis that already answers", service.name)
             else:
-                _spawn(service, self.project_dir)
+                _spawn(service)
             wait_healthy(service)
-        log.info("stack: all %d services are up", len(self.services))
+        self.write_state()
+        log.info("stack: all %d services are up: %s", len(self.services), ", ".join(
+            f"{s.name}" + (f" on {LOOPBACK}:{s.port}" if s.port else "") for s in self.services))
+
+    def write_state(self) -> None:
+        """volumes/.stack/stack.json: each service's pid and local port, for scripts and tests."""
+        state = {s.name: {"pid": s.proc.pid if s.proc else None, "port": s.port}
+                 for s in self.services}
+        path = self.project_dir / "volumes" / ".stack" / "stack.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(state, indent=2, sort_keys=True))
 
     def watch(self) -> None:
         """Restart a service that exits (compose's `restart: unless-stopped`) until stop()."""
@@ -336,7 +351,8 @@ class Stack:
                 if service.proc is not None and service.proc.poll() is not None:
                     log.warning("stack: %s exited with code %d; restarting it", service.name,
                                 service.proc.returncode)
-                    _spawn(service, self.project_dir)
+                    _spawn(service)
+                    self.write_state()
 
     def stop(self) -> None:
         """SIGTERM every process, newest first; SIGKILL the ones past their grace period."""
