@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test demo models
+.PHONY: setup test demo run test-containers models
 
 setup:  ## create .venv and install the project with every service's dependencies and the test tools
 	$(PYTHON) -m venv $(VENV)
@@ -15,3 +15,6 @@ test:  ## the full test suite (starts a redis-server if none answers)
 
 models:  ## rebuild the shipped models in trained_models/ (byte-identical to the committed ones)
 	$(BIN)/aml-miner train-shipped --models-dir trained_models
+
+test-containers:  ## the real `docker compose up --build --wait` on Podman + system checks (root, minutes; not in `make test`)
+	$(BIN)/python tests/containers/run_containers.py
