@@ -1,14 +1,18 @@
-# Newcomer commands: `make setup` once, then `make test` (what CI runs) or `make demo`.
+# Newcomer commands: `make setup` once, then `make run` (the whole stack, no Docker) or `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test demo run test-containers models
+.PHONY: setup run test models test-containers
 
 setup:  ## create .venv and install the project with every service's dependencies and the test tools
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+
+run:  ## the whole stack as local processes from compose.yaml (sample SOT by default); Ctrl-C stops it
+	@test -f .env || cp .env.example .env
+	$(BIN)/aml-miner stack
 
 test:  ## the full test suite (starts a redis-server if none answers)
 	$(BIN)/python -m tests.run
