@@ -71,9 +71,12 @@ class Settings:
     JOB_TIMEOUT_DOWNLOAD: int = 1800
     JOB_TIMEOUT_PROCESS: int = 1800
     JOB_RETRIES: int = 3
+    JOB_RETRY_INTERVALS: tuple = ("30", "120", "600")
     SCHEDULE_ENABLED: bool = True
     SCHEDULE_TIME_UTC: str = "00:15"
+    SCHEDULE_DATE_OFFSET_DAYS: int = 0
     HEARTBEAT_DIR: Path = Path("volumes/heartbeat")
+    HEARTBEAT_INTERVAL: int = 30
 
     # Result API.
     API_HOST: str = "127.0.0.1"

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
 import logging
 import sys
 
 log = logging.getLogger(__name__)
+
+# Each worker is its service's code, reached by dotted name so ops imports neither.
+WORKERS = {"download": "services.downloader.worker", "process": "services.processor.worker"}
 
 
 def _positive(text: str) -> int:
@@ -43,6 +48,7 @@ def add_commands(sub) -> None:
                    help="also upload the batch and labels to this bucket at SOT_S3_ENDPOINT "
                         "(created if missing; public-read when no keys are set)")
     p.set_defaults(func=run_sample)
+    _add_chain_commands(sub)
 
     p = sub.add_parser("sample-sot", help="serve a sample SOT bucket over the S3 protocol "
                                           "(the stack's default source; no credentials)")
@@ -135,3 +141,121 @@ def run_stack(args, settings) -> int:
     except StackError as exc:
         print(f"aml-miner stack: {exc}", file=sys.stderr)
         return 1
+
+
+def _add_chain_commands(sub) -> None:
+    worker = sub.add_parser("worker", help="run the download or process RQ worker")
+    worker.add_argument("queue", choices=sorted(WORKERS))
+    worker.add_argument("--burst", action="store_true", help="quit when the queue is empty")
+    worker.set_defaults(func=_worker)
+
+    enqueue = sub.add_parser("enqueue", help="queue a date's download (then processing)")
+    _date_arguments(enqueue)
+    enqueue.add_argument("--force", action="store_true", help="re-run a published or failed date")
+    enqueue.set_defaults(func=_enqueue)
+
+    status = sub.add_parser("status", help="where a date stands: queued / downloading / "
+                                           "processing / published / failed + reason")
+    _date_arguments(status)
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(func=_status)
+
+    sched = sub.add_parser("schedule",
+                           help="show the daily enqueue (next run, its date, armed or not)")
+    sched.add_argument("--arm", action="store_true", help="arm today's and the next run now")
+    sched.set_defaults(func=_schedule)
+
+    health = sub.add_parser("healthcheck",
+                            help="exit 0 when this host's worker heartbeat is fresh")
+    health.add_argument("kind", choices=["worker"])
+    health.add_argument("queue", choices=sorted(WORKERS))
+    health.set_defaults(func=_healthcheck)
+
+
+def _date_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--processing-date", required=True, metavar="YYYY-MM-DD")
+    parser.add_argument("--network", help="default: NETWORK")
+    parser.add_argument("--days", type=_positive, help="window in days, default: WINDOW_DAYS")
+
+
+def _identity(args, settings) -> tuple[str, str, int]:
+    return (args.network or settings.NETWORK, args.processing_date,
+            args.days or settings.WINDOW_DAYS)
+
+
+def _worker(args, settings) -> int:
+    module = importlib.import_module(WORKERS[args.queue])
+    return module.run(settings, burst=args.burst)
+
+
+def _enqueue(args, settings) -> int:
+    from redis import RedisError
+
+    from shared import jobs
+
+    try:
+        result = jobs.enqueue_download(settings, *_identity(args, settings), force=args.force)
+    except jobs.JobArgumentError as exc:
+        print(f"aml-miner enqueue: {exc}", file=sys.stderr)
+        return 2
+    except RedisError as exc:
+        print(f"aml-miner enqueue: Redis at REDIS_URL is unreachable: {exc}", file=sys.stderr)
+        return 1
+    verb = "enqueued" if result.enqueued else "not enqueued"
+    print(f"{result.job_id}: {verb}: {result.message}")
+    return 0
+
+
+def _status(args, settings) -> int:
+    from dataclasses import asdict
+
+    from redis import RedisError
+
+    from shared import jobs
+
+    try:
+        status = jobs.date_status(settings, *_identity(args, settings))
+    except jobs.JobArgumentError as exc:
+        print(f"aml-miner status: {exc}", file=sys.stderr)
+        return 2
+    except RedisError as exc:
+        print(f"aml-miner status: Redis at REDIS_URL is unreachable: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(asdict(status), sort_keys=True) if args.json else status.describe())
+    return 1 if status.state == "failed" else 0
+
+
+def _schedule(args, settings) -> int:
+    import datetime as dt
+
+    from shared import jobs, schedule
+
+    if not settings.SCHEDULE_ENABLED:
+        print("schedule: disabled (SCHEDULE_ENABLED=false)")
+        return 0
+    connection = jobs.connect(settings)
+    if args.arm:
+        schedule.ensure_armed(settings, connection)
+    now = dt.datetime.now(dt.timezone.utc)
+    tick = schedule.next_tick(now, schedule.parse_time(settings.SCHEDULE_TIME_UTC))
+    tid = schedule.tick_id(settings.NETWORK, settings.WINDOW_DAYS, tick)
+    armed = jobs.fetch(connection, tid) is not None
+    print(f"schedule: next run {tick.isoformat()} enqueues {settings.NETWORK} "
+          f"{schedule.date_for(tick, settings.SCHEDULE_DATE_OFFSET_DAYS)} {settings.WINDOW_DAYS}d "
+          f"({'armed' if armed else 'not armed: start a download worker or pass --arm'})")
+    return 0
+
+
+def _healthcheck(args, settings) -> int:
+    from shared import worker
+
+    queue = settings.QUEUE_DOWNLOAD if args.queue == "download" else settings.QUEUE_PROCESS
+    path = worker.heartbeat_path(settings, queue)
+    age = worker.heartbeat_age(path)
+    if worker.is_fresh(settings, queue):
+        print(f"{path}: fresh ({age:.0f} s old)")
+        return 0
+    state = "missing" if age is None else f"stale ({age:.0f} s old)"
+    print(f"{path}: {state}; limit {worker.STALE_AFTER_BEATS * settings.HEARTBEAT_INTERVAL} s",
+          file=sys.stderr)
+    return 1

@@ -18,6 +18,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import pyarrow as pa
 
@@ -34,12 +35,13 @@ log = logging.getLogger(__name__)
 
 
 class Steps:
-    """Wall-clock seconds of each named step, logged as they finish."""
+    """Wall-clock seconds of each named step, logged as they finish (and told to on_step)."""
 
-    def __init__(self, subject: str):
+    def __init__(self, subject: str, on_step: Callable[[str, float], None] | None = None):
         self.subject = subject
         self.seconds: dict[str, float] = {}
         self.started = time.perf_counter()
+        self.on_step = on_step
 
     @contextlib.contextmanager
     def step(self, name: str):
@@ -48,6 +50,8 @@ class Steps:
         yield
         self.seconds[name] = round(time.perf_counter() - started, 4)
         log.info("%s: %s took %.2fs", self.subject, name, self.seconds[name])
+        if self.on_step is not None:
+            self.on_step(name, self.seconds[name])
 
     def total(self) -> dict[str, float]:
         """The step timings plus the total so far."""
@@ -135,12 +139,17 @@ def _read(source: Path, processing_date: str, settings: Settings, steps: Steps):
 
 def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date: str,
                   models_dir: Path | str | None = None, models: Models | None = None,
-                  settings: Settings | None = None) -> dict:
-    """Score, rank and publish one date; returns the metadata written to metadata.json."""
+                  settings: Settings | None = None,
+                  progress: Callable[[str, float], None] | None = None) -> dict:
+    """Score, rank and publish one date; returns the metadata written to metadata.json.
+
+    progress, if given, is called with (step name, seconds) as each step finishes (the job
+    chain records it in job.meta).
+    """
     settings = settings or Settings()
     parse_date(processing_date)
     source, target = date_dir(input_dir, processing_date), date_dir(output_dir, processing_date)
-    steps = Steps(f"batch {processing_date}")
+    steps = Steps(f"batch {processing_date}", progress)
     if models is None:
         with steps.step("load_models"):
             models = load_models(models_dir or settings.MODELS_DIR)

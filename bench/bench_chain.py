@@ -1,0 +1,289 @@
+"""Benchmark of the job chain's overhead: the queue path against download + process run directly.
+
+    python bench/bench_chain.py [--alerts 20000] [--runs 3] [--work-dir bench/out/chain]
+
+1. starts its own redis-server and a moto S3 server on loopback, uploads one
+   sample batch per run (the project's generator, distinct dates),
+2. starts the real `aml-miner worker download` and `aml-miner worker process`
+   (and `aml-miner serve-api` when the API is in the tree),
+3. for each date, in turn: direct = download_batch + process_batch in this process
+   (models loaded beforehand, as the process worker has them, into folders of its
+   own); queue = from running `aml-miner enqueue --processing-date D` to the API
+   answering /metadata/D with 200 (without the API: output/D being published),
+4. prints each run with the queue path's phases (from the RQ job records), the
+   median overhead = queue - direct, and its ratio to the 2 s goal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+GOAL_S = 2.0
+NETWORK, WINDOW = "bitcoin", 7
+FIRST_DATE = dt.date(2025, 10, 1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.005):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise SystemExit(f"bench: timed out after {timeout} s waiting for {what}")
+
+
+def start_redis(work: Path) -> tuple[subprocess.Popen, str]:
+    import redis
+
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no", "--dir", str(work)],
+                            stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+
+    def answers():
+        try:
+            return redis.Redis.from_url(url).ping()
+        except redis.RedisError:
+            return False
+    wait_for(answers, 10, "redis-server")
+    return proc, url
+
+
+def start_s3():
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    return server, f"http://{host}:{port}"
+
+
+def upload_batches(settings, dates: list[str], alerts: int, work: Path) -> None:
+    """Generate one sample batch per date in the SOT layout and upload it to the bucket."""
+    from shared.s3 import make_client
+    from shared.sample import generate_batch, write_sot
+
+    sot = work / "sot"
+    for date in dates:
+        write_sot(generate_batch(NETWORK, date, WINDOW, n_alerts=alerts, seed=1), sot)
+    client = make_client(settings)
+    client.create_bucket(Bucket=settings.SOT_S3_BUCKET,
+                         CreateBucketConfiguration={"LocationConstraint": settings.SOT_S3_REGION})
+    for path in sorted(p for p in sot.rglob("*") if p.is_file()):
+        client.upload_file(str(path), settings.SOT_S3_BUCKET, str(path.relative_to(sot)))
+
+
+def direct(settings, date: str, models, root: Path) -> float:
+    """Seconds of download_batch + process_batch on one date, into folders of their own."""
+    from services.downloader.download import download_batch
+    from services.processor.process import process_batch
+
+    input_dir, output_dir = root / "input", root / "output"
+    started = time.perf_counter()
+    download_batch(NETWORK, date, WINDOW, input_dir, settings=settings)
+    process_batch(input_dir, output_dir, date, models=models, settings=settings)
+    return time.perf_counter() - started
+
+
+def env_of(settings) -> dict[str, str]:
+    from dataclasses import fields
+
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, tuple):
+            env[f.name] = ",".join(map(str, value))
+        elif isinstance(value, bool):
+            env[f.name] = "true" if value else "false"
+        else:
+            env[f.name] = str(value)
+    return env
+
+
+def start_stack(settings, env: dict, logs: Path, procs: list[subprocess.Popen]) -> None:
+    """The two workers (and the API when present) into procs, waiting until each is ready."""
+    from shared import worker
+
+    for queue in ("download", "process"):
+        out = open(logs / f"worker-{queue}.log", "w")
+        procs.append(subprocess.Popen([sys.executable, "-m", "services.cli", "worker", queue],
+                                      cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT))
+    for queue in (settings.QUEUE_DOWNLOAD, settings.QUEUE_PROCESS):
+        # the process worker touches its heartbeat only after its models are loaded
+        wait_for(worker.heartbeat_path(settings, queue).exists, 120, f"the {queue} worker")
+    if has_api():
+        settings.OUTPUT_DIR.mkdir(parents=True, exist_ok=True)  # the API is unhealthy without it
+        out = open(logs / "api.log", "w")
+        procs.append(subprocess.Popen([sys.executable, "-m", "services.cli", "serve-api"],
+                                      cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT))
+        wait_for(lambda: http_status(f"{api_url(settings)}/health") == 200, 60, "the API")
+
+
+def has_api() -> bool:
+    return importlib.util.find_spec("services.api.app") is not None
+
+
+def api_url(settings) -> str:
+    return f"http://{settings.API_HOST}:{settings.API_PORT}"
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, OSError):
+        return 0
+
+
+def visible(settings, date: str) -> bool:
+    """The date's result as a client sees it: the API's metadata, else the published folder."""
+    if has_api():
+        return http_status(f"{api_url(settings)}/metadata/{date}") == 200
+    from shared import storage
+
+    version = storage.resolve(settings.OUTPUT_DIR / date)
+    return version is not None and (version / storage.METADATA).is_file()
+
+
+def queued(settings, date: str, env: dict) -> tuple[float, dict]:
+    """Seconds from `aml-miner enqueue` to the date's result being visible, and where they went."""
+    started, wall = time.perf_counter(), time.time()
+    out = subprocess.run([sys.executable, "-m", "services.cli", "enqueue",
+                          "--processing-date", date], cwd=REPO, env=env, capture_output=True,
+                         text=True)
+    if out.returncode != 0 or "enqueued:" not in out.stdout:
+        raise SystemExit(f"bench: enqueue failed: {out.stdout}{out.stderr}")
+    enqueue_s = time.perf_counter() - started
+    wait_for(lambda: visible(settings, date), 600, f"{date} to become visible")
+    total = time.perf_counter() - started
+    return total, breakdown(settings, date, wall, wall + total, enqueue_s)
+
+
+def breakdown(settings, date: str, t0: float, t_end: float, enqueue_s: float) -> dict:
+    """Phases from the job records: CLI, waits for a worker, the two jobs, and until visible."""
+    from shared import jobs
+
+    conn = jobs.connect(settings)
+    dl = jobs.fetch(conn, jobs.download_id(NETWORK, date, WINDOW))
+    pr = jobs.fetch(conn, jobs.process_id(NETWORK, date, WINDOW))
+    # the result is visible a moment before RQ records the job's end
+    def ended():
+        pr.refresh()
+        return pr.ended_at is not None
+    wait_for(ended, 30, "the process job's end in its record")
+    ts = {k: v.timestamp() for k, v in (("dl_enq", dl.enqueued_at), ("dl_start", dl.started_at),
+                                         ("dl_end", dl.ended_at), ("pr_start", pr.started_at),
+                                         ("pr_end", pr.ended_at))}
+    return {"enqueue cli": enqueue_s, "to download start": ts["dl_start"] - ts["dl_enq"],
+            "download job": ts["dl_end"] - ts["dl_start"],
+            "to process start": ts["pr_start"] - ts["dl_end"],
+            "process job": ts["pr_end"] - ts["pr_start"], "to visible": t_end - ts["pr_end"],
+            "before enqueue": ts["dl_enq"] - t0}
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def settings_for(work: Path, redis_url: str, s3_url: str):
+    from shared.settings import Settings
+
+    return Settings.from_env({}).replace(
+        INPUT_DIR=work / "input", OUTPUT_DIR=work / "output", MODELS_DIR=REPO / "trained_models",
+        HEARTBEAT_DIR=work / "heartbeat", REDIS_URL=redis_url, SCHEDULE_ENABLED=False,
+        SOT_S3_ENDPOINT=s3_url, SOT_S3_BUCKET="bench-sot", SOT_S3_ACCESS_KEY="bench",
+        SOT_S3_SECRET_KEY="bench", API_HOST="127.0.0.1", API_PORT=free_port(), LOG_LEVEL="WARNING")
+
+
+def measure(settings, dates: list[str], work: Path) -> list[tuple[str, float, float]]:
+    from services.processor.models import load_models
+
+    models = load_models(settings.MODELS_DIR)
+    env = env_of(settings)
+    procs: list[subprocess.Popen] = []
+    rows = []
+    try:
+        start_stack(settings, env, work, procs)
+        for date in dates:  # interleaved, so a busy moment of the machine hits both paths alike
+            direct_s = direct(settings, date, models, work / "direct" / date)
+            rows.append((date, direct_s, *queued(settings, date, env)))
+    finally:
+        stop(procs)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--alerts", type=int, default=20_000, help="alerts per sample date")
+    parser.add_argument("--runs", type=int, default=5, help="dates measured (one per run)")
+    parser.add_argument("--work-dir", type=Path, default=None, help="default: a temporary folder")
+    args = parser.parse_args()
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench-chain-"))
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    redis_proc, redis_url = start_redis(work)
+    s3, s3_url = start_s3()
+    try:
+        settings = settings_for(work, redis_url, s3_url)
+        dates = [(FIRST_DATE + dt.timedelta(days=i)).isoformat() for i in range(args.runs)]
+        upload_batches(settings, dates, args.alerts, work)
+        rows = measure(settings, dates, work)
+    finally:
+        s3.stop()
+        redis_proc.terminate()
+        redis_proc.wait(timeout=10)
+    report(rows, args.alerts)
+    return 0
+
+
+def report(rows, alerts: int) -> None:
+    target = "API /metadata/{date} = 200" if has_api() else "output/{date} published"
+    print(f"chain benchmark: {alerts} alerts per date, enqueue -> {target}")
+    for date, d, q, parts in rows:
+        print(f"  {date}: direct {d:6.2f} s   queue {q:6.2f} s   overhead {q - d:+.2f} s")
+        print("      " + ", ".join(f"{k} {v:.3f}" for k, v in parts.items()))
+    overhead = statistics.median(q - d for _, d, q, _ in rows)
+    # Less noisy on a shared machine: the queue path minus its own two jobs' run times.
+    own = statistics.median(q - p["download job"] - p["process job"] for _, _, q, p in rows)
+    print(f"median overhead (queue - direct) {overhead:.2f} s; goal <= {GOAL_S:.1f} s; "
+          f"ratio {overhead / GOAL_S:.2f} ({'met' if overhead <= GOAL_S else 'NOT met'})")
+    print(f"median queue-path time outside the two jobs {own:.2f} s; ratio {own / GOAL_S:.2f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

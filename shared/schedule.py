@@ -1,0 +1,115 @@
+"""The daily schedule: at SCHEDULE_TIME_UTC enqueue the newest SOT date, with RQ's own enqueue_at.
+
+Each tick is a scheduled RQ job that first arms the next tick, then enqueues the
+date through `jobs.enqueue_download` (same ids as a manual enqueue, so the two
+never double-run). The download worker's built-in RQ scheduler moves a due tick
+onto the queue. Why not `rq cron`: it reads cron fields in the host's local time
+and needs one more process that skips the runs it was down for, while a scheduled
+tick survives a worker restart and runs late rather than never.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+
+from redis import Redis
+from rq import Queue, get_current_job
+from rq.exceptions import DuplicateJobError
+
+from shared import jobs
+from shared.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+TICK_JOB = "shared.schedule.schedule_tick"
+TICK_RESULT_TTL = 3 * 24 * 3600  # a tick's record outlives its day: a restart won't re-run it
+TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+UTC = dt.timezone.utc
+
+
+def parse_time(text: str) -> dt.time:
+    """SCHEDULE_TIME_UTC as a time of day, or SettingsError naming the variable."""
+    match = TIME_RE.match(text or "")
+    if not match:
+        raise SettingsError(f"SCHEDULE_TIME_UTC={text!r} is not a HH:MM time of day")
+    return dt.time(int(match.group(1)), int(match.group(2)), tzinfo=UTC)
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    if moment.tzinfo is None:
+        raise ValueError("schedule times must be timezone-aware")
+    return moment.astimezone(UTC)
+
+
+def last_tick(now: dt.datetime, at: dt.time) -> dt.datetime:
+    """The latest tick at or before now (UTC)."""
+    now = _utc(now)
+    today = dt.datetime.combine(now.date(), at)
+    return today if today <= now else today - dt.timedelta(days=1)
+
+
+def next_tick(now: dt.datetime, at: dt.time) -> dt.datetime:
+    """The first tick strictly after now (UTC)."""
+    return last_tick(now, at) + dt.timedelta(days=1)
+
+
+def date_for(tick: dt.datetime, offset_days: int = 0) -> str:
+    """The processing date a tick enqueues.
+
+    The SOT's date D is the exclusive end of its window and is published at ~00:00 UTC
+    of day D, so a tick shortly after midnight wants its own UTC day (offset 0).
+    """
+    return (_utc(tick).date() - dt.timedelta(days=offset_days)).isoformat()
+
+
+def tick_id(network: str, window_days: int, tick: dt.datetime) -> str:
+    """Deterministic id of one tick, so any number of workers arm it once."""
+    return f"schedule-{network}-{jobs.window(window_days)}-{_utc(tick):%Y%m%dT%H%M}"
+
+
+def arm(settings: Settings, connection: Redis, tick: dt.datetime) -> bool:
+    """Schedule the tick on the download queue; False when it is already armed or done."""
+    tid = tick_id(settings.NETWORK, settings.WINDOW_DAYS, tick)
+    try:
+        Queue(settings.QUEUE_DOWNLOAD, connection=connection).enqueue_at(
+            _utc(tick), TICK_JOB, job_id=tid, unique=True, result_ttl=TICK_RESULT_TTL,
+            kwargs={"network": settings.NETWORK, "window_days": settings.WINDOW_DAYS,
+                    "tick": _utc(tick).isoformat()},
+            description=f"daily enqueue of the newest {settings.NETWORK} date")
+    except DuplicateJobError:
+        return False
+    log.info("schedule: armed %s for %s", tid, _utc(tick).isoformat())
+    return True
+
+
+def ensure_armed(settings: Settings, connection: Redis,
+                 now: dt.datetime | None = None) -> list[str]:
+    """Arm today's tick (a missed one runs at once) and the next one; returns the ids armed now."""
+    if not settings.SCHEDULE_ENABLED:
+        return []
+    at = parse_time(settings.SCHEDULE_TIME_UTC)
+    now = now or dt.datetime.now(UTC)
+    ticks = (last_tick(now, at), next_tick(now, at))
+    return [tick_id(settings.NETWORK, settings.WINDOW_DAYS, t) for t in ticks
+            if arm(settings, connection, t)]
+
+
+def schedule_tick(network: str, window_days: int, tick: str) -> str:
+    """The scheduled job: arm the next tick, then enqueue the tick's processing date."""
+    settings = Settings.from_env().replace(NETWORK=network, WINDOW_DAYS=jobs.window(window_days))
+    if not settings.SCHEDULE_ENABLED:
+        log.info("schedule: SCHEDULE_ENABLED is false; tick %s does nothing, arms no next one",
+                 tick)
+        return "schedule disabled"
+    job = get_current_job()
+    connection = job.connection if job is not None else jobs.connect(settings)
+    when = dt.datetime.fromisoformat(tick)
+    # Arm first: a failing enqueue below must not end the daily chain.
+    arm(settings, connection, next_tick(when, parse_time(settings.SCHEDULE_TIME_UTC)))
+    date = date_for(when, settings.SCHEDULE_DATE_OFFSET_DAYS)
+    result = jobs.enqueue_download(settings, network, date, settings.WINDOW_DAYS,
+                                   connection=connection)
+    log.info("schedule: tick %s: %s %s", tick, result.job_id, result.message)
+    return f"{result.job_id}: {result.message}"
