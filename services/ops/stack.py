@@ -250,6 +250,7 @@ def plan(project_dir: Path, profiles: list[str], own_redis: bool = False) -> lis
         reuse = _is_redis(svc) and not own_redis and redis_answers(ports[name][1])
         env = _base_env()
         env.update({k: mapper.value(str(v)) for k, v in (svc.get("environment") or {}).items()})
+        _make_dirs(svc.get("environment") or {}, env)
         services.append(Service(
             name=name, argv=_command(name, svc, mapper, reuse), env=env,
             health=_health(svc, mapper), health_deadline_s=_health_deadline(svc),
@@ -257,6 +258,13 @@ def plan(project_dir: Path, profiles: list[str], own_redis: bool = False) -> lis
             stop_grace_s=_duration_s(svc.get("stop_grace_period"), 10), reuse_redis=reuse,
             port=ports.get(name, (None, None))[1]))
     return services
+
+
+def _make_dirs(container_env: dict, local_env: dict[str, str]) -> None:
+    """Create the local folders that *_DIR settings point at (the images ship theirs)."""
+    for key, value in container_env.items():
+        if key.endswith("_DIR") and local_env[key] != str(value):
+            Path(local_env[key]).mkdir(parents=True, exist_ok=True)
 
 
 def _start_order(services: dict) -> list[str]:
@@ -303,17 +311,23 @@ def healthy(service: Service) -> bool:
     return done.returncode == 0
 
 
-def wait_healthy(service: Service) -> None:
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM arrived while the stack was starting."""
+
+
+def wait_healthy(service: Service, stopping: threading.Event) -> None:
     """Poll the healthcheck until it passes, the process dies, or the compose deadline passes."""
     deadline = time.monotonic() + service.health_deadline_s
     while time.monotonic() < deadline:
+        if stopping.is_set():
+            raise Interrupted
         if healthy(service):
             log.info("stack: %s is healthy", service.name)
             return
         if service.proc is not None and service.proc.poll() is not None:
             raise StackError(f"{service.name} exited with code {service.proc.returncode} "
                              "before it was healthy (see its log lines above)")
-        time.sleep(1)
+        stopping.wait(1)
     raise StackError(f"{service.name} was not healthy within {service.health_deadline_s:.0f} s")
 
 
@@ -324,6 +338,11 @@ class Stack:
         self.services = services
         self.project_dir = project_dir
         self.stopping = threading.Event()
+        self.force = threading.Event()
+
+    def on_signal(self, signum, frame) -> None:
+        """First Ctrl-C/SIGTERM: stop gracefully; a second one: kill what is left."""
+        (self.force if self.stopping.is_set() else self.stopping).set()
 
     def start(self) -> None:
         for service in self.services:
@@ -331,7 +350,7 @@ class Stack:
                 log.info("stack: %s: using the Redis that already answers", service.name)
             else:
                 _spawn(service)
-            wait_healthy(service)
+            wait_healthy(service, self.stopping)
         self.write_state()
         log.info("stack: all %d services are up: %s", len(self.services), ", ".join(
             f"{s.name}" + (f" on {LOOPBACK}:{s.port}" if s.port else "") for s in self.services))
@@ -362,11 +381,12 @@ class Stack:
             if proc is None or proc.poll() is not None:
                 continue
             os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=service.stop_grace_s)
-            except subprocess.TimeoutExpired:
-                log.warning("stack: %s did not stop in %.0f s; killing it", service.name,
-                            service.stop_grace_s)
+            deadline = time.monotonic() + service.stop_grace_s
+            while proc.poll() is None and time.monotonic() < deadline and not self.force.is_set():
+                time.sleep(0.2)
+            if proc.poll() is None:
+                log.warning("stack: killing %s (%s)", service.name, "second interrupt"
+                            if self.force.is_set() else f"not stopped in {service.stop_grace_s:.0f} s")
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
             log.info("stack: stopped %s", service.name)
@@ -375,12 +395,14 @@ class Stack:
 def run(project_dir: Path, profiles: list[str], own_redis: bool = False) -> int:
     """Start the stack in the foreground until Ctrl-C or SIGTERM; returns the exit code."""
     stack = Stack(plan(project_dir, profiles, own_redis), project_dir)
-    signal.signal(signal.SIGTERM, lambda *_: stack.stopping.set())
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stack.on_signal)
     try:
         stack.start()
         stack.watch()
-    except KeyboardInterrupt:
-        log.info("stack: interrupted, stopping")
+    except Interrupted:
+        pass
     finally:
+        log.info("stack: stopping %d services", len(stack.services))
         stack.stop()
     return 0
