@@ -133,8 +133,8 @@ def restart_mid_job(compose: list[str], env: dict, api: str) -> None:
 
     def processing() -> bool:
         out = sh(*exec_, "downloader", "aml-miner", "status", "--processing-date", BIG_DATE,
-                 env=env, check=False).stdout
-        return "processing" in out
+                 "--json", env=env, check=False).stdout
+        return json.loads(out)["state"] == "processing"
 
     poll(processing, 600, f"{BIG_DATE} to reach the processor", every_s=0.2)
     timed("restart processor mid-job", sh, *compose, "restart", "processor", env=env)

@@ -93,7 +93,8 @@ class RunningStack:
                               capture_output=True, text=True, timeout=600)
 
     def log_text(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return (self.project / "stack.log").read_text()
 
     def stop(self) -> int:
@@ -117,8 +118,7 @@ def stack(tmp_path_factory):
         yield running
     finally:
         code = running.stop()
-        print(running.log_text()[-3000:])
-        assert code == 0, "Ctrl-C must stop the stack cleanly"
+        assert code == 0, "Ctrl-C must stop the stack cleanly:\n" + running.log_text()[-3000:]
 
 
 def _input_ids(stack: RunningStack, date: str) -> set[str]:
@@ -161,8 +161,8 @@ def test_killing_the_processor_mid_job_serves_no_half_result_and_a_rerun_complet
     assert stack.cli("enqueue", "--processing-date", date).returncode == 0
 
     def processing() -> bool:
-        out = stack.cli("status", "--processing-date", date).stdout
-        return "processing" in out
+        out = stack.cli("status", "--processing-date", date, "--json").stdout
+        return json.loads(out)["state"] == "processing"
 
     poll(processing, 300, f"{date} to reach the processor")
     before = stack.state()["processor"]["pid"]
