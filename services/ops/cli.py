@@ -166,9 +166,10 @@ def _add_chain_commands(sub) -> None:
     sched.set_defaults(func=_schedule)
 
     health = sub.add_parser("healthcheck",
-                            help="exit 0 when this host's worker heartbeat is fresh")
-    health.add_argument("kind", choices=["worker"])
-    health.add_argument("queue", choices=sorted(WORKERS))
+                            help="exit 0 when this host's worker heartbeat is fresh "
+                                 "(`worker QUEUE`) or a URL answers 2xx (`http URL`)")
+    health.add_argument("kind", choices=["worker", "http"])
+    health.add_argument("target", help="worker: download or process; http: the URL to GET")
     health.set_defaults(func=_healthcheck)
 
 
@@ -247,9 +248,34 @@ def _schedule(args, settings) -> int:
 
 
 def _healthcheck(args, settings) -> int:
+    # Compose healthchecks call this with no spaces in any argument: Podman 4.3 re-splits
+    # exec-form arguments on spaces, so `python -c "..."` checks break there.
+    if args.kind == "http":
+        return _http_healthcheck(args.target)
+    if args.target not in WORKERS:
+        print(f"healthcheck worker: unknown queue {args.target!r} (use {', '.join(sorted(WORKERS))})",
+              file=sys.stderr)
+        return 2
+    return _worker_healthcheck(args.target, settings)
+
+
+def _http_healthcheck(url: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            print(f"{url}: {response.status}")
+            return 0
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"{url}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _worker_healthcheck(kind: str, settings) -> int:
     from shared import worker
 
-    queue = settings.QUEUE_DOWNLOAD if args.queue == "download" else settings.QUEUE_PROCESS
+    queue = settings.QUEUE_DOWNLOAD if kind == "download" else settings.QUEUE_PROCESS
     path = worker.heartbeat_path(settings, queue)
     age = worker.heartbeat_age(path)
     if worker.is_fresh(settings, queue):

@@ -76,9 +76,9 @@ def project(scratch: Path) -> dict:
             "miner_ss58": miner.hotkey.ss58_address}
 
 
-def timed(name: str, fn, *args):
+def timed(name: str, fn, *args, **kwargs):
     started = time.monotonic()
-    result = fn(*args)
+    result = fn(*args, **kwargs)
     TIMINGS[name] = round(time.monotonic() - started, 1)
     print(f"[containers] {name}: {TIMINGS[name]} s", flush=True)
     return result
