@@ -140,6 +140,15 @@ def restart_mid_job(compose: list[str], env: dict, api: str) -> None:
     timed("restart processor mid-job", sh, *compose, "restart", "processor", env=env)
     assert http_get(f"{api}/scores/alerts/{BIG_DATE}")[0] == 404, "a half result is served"
     print("[containers] processor restarted mid-job: nothing served for the date")
+
+    def settled() -> str:
+        out = sh(*exec_, "downloader", "aml-miner", "status", "--processing-date", BIG_DATE,
+                 "--json", env=env, check=False).stdout
+        return json.loads(out)["state"] not in ("processing", "downloading") and out
+
+    seen = timed("killed job noticed", poll, settled, 600, f"{BIG_DATE}'s killed job to be noticed")
+    print(f"[containers] after the restart: {json.loads(seen)['state']}")
+    assert http_get(f"{api}/scores/alerts/{BIG_DATE}")[0] == 404 or json.loads(seen)["state"] == "published"
     sh(*exec_, "downloader", "aml-miner", "enqueue", "--processing-date", BIG_DATE, "--force", env=env)
     payload = poll(lambda: published(api, BIG_DATE), 900, f"{BIG_DATE} after the re-run")
     assert check_alert_scores(payload) == BIG_ALERTS

@@ -171,6 +171,12 @@ def test_killing_the_processor_mid_job_serves_no_half_result_and_a_rerun_complet
     assert http_get(f"{stack.api}/scores/alerts/{date}")[0] == 404
     assert not (stack.project / "volumes" / "output" / date).exists()
 
+    def settled() -> str:
+        out = stack.cli("status", "--processing-date", date, "--json").stdout
+        return json.loads(out)["state"] not in ("processing", "downloading") and out
+
+    seen = json.loads(poll(settled, 300, f"{date}'s killed job to be noticed"))
+    assert seen["state"] in ("failed", "queued", "published"), seen
     rerun = stack.cli("enqueue", "--processing-date", date, "--force")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     payload = poll(lambda: published(stack.api, date), 600, f"{date} to be served after the re-run")
