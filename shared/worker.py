@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import uuid
 import time
 from pathlib import Path
 from typing import Callable
@@ -69,13 +70,19 @@ class HeartbeatWorker(Worker):
                         self.name, exc)
 
 
+def worker_name(queue: str) -> str:
+    """Unique per start: a restarted container is PID 1 on the same host name again, and RQ
+    refuses a name whose previous owner has not expired yet."""
+    return f"{queue}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
 def build(settings: Settings, queue: str,
           upkeep: Callable[[HeartbeatWorker], None] | None = None) -> HeartbeatWorker:
     """A worker on one queue, heartbeating every HEARTBEAT_INTERVAL seconds, idle or busy."""
     interval = max(1, settings.HEARTBEAT_INTERVAL)
     # RQ blocks on dequeue for worker_ttl - 15 s between idle heartbeats.
     worker = HeartbeatWorker([queue], connection=jobs.connect(settings),
-                             name=f"{queue}-{socket.gethostname()}-{os.getpid()}",
+                             name=worker_name(queue),
                              worker_ttl=interval + 15, job_monitoring_interval=interval)
     path = heartbeat_path(settings, queue)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,25 @@ def add_commands(sub) -> None:
     p.set_defaults(func=run_sample)
     _add_chain_commands(sub)
 
+    p = sub.add_parser("sample-sot", help="serve a sample SOT bucket over the S3 protocol "
+                                          "(the stack's default source; no credentials)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=_positive, default=9000, help="port (default 9000)")
+    p.add_argument("--bucket", default="sample-sot", help="bucket name (default sample-sot)")
+    p.add_argument("--alerts", type=_positive, default=2000, help="alerts per date (default 2000)")
+    p.add_argument("--days-back", type=_non_negative, default=1,
+                   help="also publish this many dates before today (default 1)")
+    p.set_defaults(func=run_sample_sot)
+
+    p = sub.add_parser("stack", help="run compose.yaml's services as local processes "
+                                     "(no Docker needed); Ctrl-C stops them")
+    p.add_argument("--profile", action="append", default=[],
+                   help="compose profile to enable, e.g. miner (repeatable)")
+    p.add_argument("--project-dir", default=".", help="folder holding compose.yaml (default .)")
+    p.add_argument("--own-redis", action="store_true",
+                   help="start a redis-server on a free port even if one answers at 6379")
+    p.set_defaults(func=run_stack)
+
 
 def run_sample(args, settings) -> int:
     """Generate one sample date and write it in the SOT layout (and the input layout)."""
@@ -93,6 +112,37 @@ def _upload(args, settings, network: str, days: int) -> int:
     return 0
 
 
+def run_sample_sot(args, settings) -> int:
+    """Serve generated sample dates from an in-process S3 server until stopped."""
+    import signal
+
+    from services.ops.sot_server import serve
+
+    signal.signal(signal.SIGTERM, _interrupt)  # compose stops with SIGTERM; shut down like Ctrl-C
+    try:
+        serve(settings, args.host, args.port, args.bucket, args.alerts, args.days_back)
+    except KeyboardInterrupt:
+        log.info("sample SOT: stopped")
+    return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def run_stack(args, settings) -> int:
+    """Run the stack as local processes in the foreground."""
+    from pathlib import Path
+
+    from services.ops.stack import StackError, run
+
+    try:
+        return run(Path(args.project_dir).resolve(), args.profile, args.own_redis)
+    except StackError as exc:
+        print(f"aml-miner stack: {exc}", file=sys.stderr)
+        return 1
+
+
 def _add_chain_commands(sub) -> None:
     worker = sub.add_parser("worker", help="run the download or process RQ worker")
     worker.add_argument("queue", choices=sorted(WORKERS))
@@ -116,9 +166,10 @@ def _add_chain_commands(sub) -> None:
     sched.set_defaults(func=_schedule)
 
     health = sub.add_parser("healthcheck",
-                            help="exit 0 when this host's worker heartbeat is fresh")
-    health.add_argument("kind", choices=["worker"])
-    health.add_argument("queue", choices=sorted(WORKERS))
+                            help="exit 0 when this host's worker heartbeat is fresh "
+                                 "(`worker QUEUE`) or a URL answers 2xx (`http URL`)")
+    health.add_argument("kind", choices=["worker", "http"])
+    health.add_argument("target", help="worker: download or process; http: the URL to GET")
     health.set_defaults(func=_healthcheck)
 
 
@@ -208,9 +259,34 @@ def _schedule(args, settings) -> int:
 
 
 def _healthcheck(args, settings) -> int:
+    # Compose healthchecks call this with no spaces in any argument: Podman 4.3 re-splits
+    # exec-form arguments on spaces, so `python -c "..."` checks break there.
+    if args.kind == "http":
+        return _http_healthcheck(args.target)
+    if args.target not in WORKERS:
+        print(f"healthcheck worker: unknown queue {args.target!r} (use {', '.join(sorted(WORKERS))})",
+              file=sys.stderr)
+        return 2
+    return _worker_healthcheck(args.target, settings)
+
+
+def _http_healthcheck(url: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            print(f"{url}: {response.status}")
+            return 0
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"{url}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _worker_healthcheck(kind: str, settings) -> int:
     from shared import worker
 
-    queue = settings.QUEUE_DOWNLOAD if args.queue == "download" else settings.QUEUE_PROCESS
+    queue = settings.QUEUE_DOWNLOAD if kind == "download" else settings.QUEUE_PROCESS
     path = worker.heartbeat_path(settings, queue)
     age = worker.heartbeat_age(path)
     if worker.is_fresh(settings, queue):
