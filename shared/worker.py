@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import uuid
 import time
+import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -70,6 +70,11 @@ class HeartbeatWorker(Worker):
                         self.name, exc)
 
 
+# How often a worker sweeps RQ's registries: a job whose worker was killed is marked failed
+# (AbandonedJobError) at the first sweep after its heartbeat lapses. RQ's default is 10 min.
+MAINTENANCE_S = 60
+
+
 def worker_name(queue: str) -> str:
     """Unique per start: a restarted container is PID 1 on the same host name again, and RQ
     refuses a name whose previous owner has not expired yet."""
@@ -83,7 +88,8 @@ def build(settings: Settings, queue: str,
     # RQ blocks on dequeue for worker_ttl - 15 s between idle heartbeats.
     worker = HeartbeatWorker([queue], connection=jobs.connect(settings),
                              name=worker_name(queue),
-                             worker_ttl=interval + 15, job_monitoring_interval=interval)
+                             worker_ttl=interval + 15, job_monitoring_interval=interval,
+                             maintenance_interval=MAINTENANCE_S)
     path = heartbeat_path(settings, queue)
     path.parent.mkdir(parents=True, exist_ok=True)
     worker.heartbeat_file = path
