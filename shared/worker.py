@@ -23,6 +23,7 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
+MAINTENANCE_S = 60  # RQ's registry cleanup (abandoned jobs) and our upkeep, every minute
 STALE_AFTER_BEATS = 3  # one late beat (a slow Redis, a long GC) must not fail the healthcheck
 
 
@@ -83,7 +84,9 @@ def build(settings: Settings, queue: str,
     # RQ blocks on dequeue for worker_ttl - 15 s between idle heartbeats.
     worker = HeartbeatWorker([queue], connection=jobs.connect(settings),
                              name=worker_name(queue),
-                             worker_ttl=interval + 15, job_monitoring_interval=interval)
+                             worker_ttl=interval + 15, job_monitoring_interval=interval,
+                             # RQ's default 10 min: a job whose worker died is noticed sooner
+                             maintenance_interval=MAINTENANCE_S)
     path = heartbeat_path(settings, queue)
     path.parent.mkdir(parents=True, exist_ok=True)
     worker.heartbeat_file = path
