@@ -17,7 +17,7 @@ from redis import Redis
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
-from rq.registry import ScheduledJobRegistry
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
 from shared import storage
 from shared.settings import Settings, SettingsError
@@ -103,6 +103,17 @@ def check(settings: Settings) -> None:
             raise SettingsError(f"{name}={getattr(settings, name)!r} must be greater than 0")
 
 
+def reap_abandoned(settings: Settings, connection: Redis, now: float | None = None) -> None:
+    """Let RQ settle jobs whose worker died mid-job (their execution heartbeat expired).
+
+    RQ's own cleanup (a retry if one is left, else failed with AbandonedJobError) otherwise
+    runs only in a live worker's maintenance round; status and enqueue run it first, so a
+    killed job shows as failed, and can be forced again, once its heartbeat has lapsed.
+    """
+    for queue in (settings.QUEUE_DOWNLOAD, settings.QUEUE_PROCESS):
+        StartedJobRegistry(queue, connection=connection).cleanup(timestamp=now)
+
+
 def fetch(connection: Redis, jid: str) -> Job | None:
     """The job with this id, or None when Redis holds no record of it."""
     try:
@@ -130,6 +141,7 @@ def enqueue_download(settings: Settings, network: str, processing_date: str, win
     conn = connection or connect(settings)
     days = window(window_days)
     dl_id, pr_id = chain_ids(network, processing_date, days)
+    reap_abandoned(settings, conn)
     reason = _blocker(conn, settings, network, processing_date, days, force)
     if reason:
         log.info("enqueue %s: not queued: %s", dl_id, reason)
@@ -227,6 +239,7 @@ def date_status(settings: Settings, network: str, processing_date: str, window_d
     conn = connection or connect(settings)
     days = window(window_days)
     dl_id, pr_id = chain_ids(network, processing_date, days)
+    reap_abandoned(settings, conn)
     jobs = (("download", fetch(conn, dl_id)), ("process", fetch(conn, pr_id)))
     version = published_version(settings, network, processing_date, days)
     for stage, job in jobs:
@@ -281,6 +294,8 @@ def failure_reason(job: Job) -> str:
         return str(error)
     result = job.latest_result()
     text = (getattr(result, "exc_string", None) or "").strip()
+    if "AbandonedJobError" in text:
+        return f"the worker running it died mid-job ({text.splitlines()[-1]})"
     if text:
         return text.splitlines()[-1]
     return f"job {job.get_status().value} without a recorded reason"

@@ -23,6 +23,7 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
+MAINTENANCE_S = 60  # RQ's registry cleanup (abandoned jobs) and our upkeep, every minute
 STALE_AFTER_BEATS = 3  # one late beat (a slow Redis, a long GC) must not fail the healthcheck
 
 
@@ -70,11 +71,6 @@ class HeartbeatWorker(Worker):
                         self.name, exc)
 
 
-# How often a worker sweeps RQ's registries: a job whose worker was killed is marked failed
-# (AbandonedJobError) at the first sweep after its heartbeat lapses. RQ's default is 10 min.
-MAINTENANCE_S = 60
-
-
 def worker_name(queue: str) -> str:
     """Unique per start: a restarted container is PID 1 on the same host name again, and RQ
     refuses a name whose previous owner has not expired yet."""
@@ -89,6 +85,7 @@ def build(settings: Settings, queue: str,
     worker = HeartbeatWorker([queue], connection=jobs.connect(settings),
                              name=worker_name(queue),
                              worker_ttl=interval + 15, job_monitoring_interval=interval,
+                             # RQ's default 10 min: a job whose worker died is noticed sooner
                              maintenance_interval=MAINTENANCE_S)
     path = heartbeat_path(settings, queue)
     path.parent.mkdir(parents=True, exist_ok=True)

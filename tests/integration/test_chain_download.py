@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from rq import Queue
@@ -207,3 +208,28 @@ def test_status_says_downloading_while_a_real_worker_downloads(sot, s, conn):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_download_killed_with_its_worker_is_retried(sot, s, conn):
+    import psutil
+
+    s = s.replace(SOT_S3_READ_TIMEOUT=60.0)
+    sot.put_batch(fake_batch(20_000))
+    sot.proxy.stall(times=1, seconds=20, key_suffix="alerts.parquet")  # still running when killed
+    jobs.enqueue_download(s, NETWORK, DATE, WINDOW)
+    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "worker", "download"],
+                            cwd=REPO, env=process_env(s), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    job = jobs.fetch(conn, DL_ID)
+    wait_for(lambda: job.get_meta().get("step") == "downloading", timeout=30,
+             what="the download to start")
+    tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    for member in tree:  # worker and work horse at once, as a container kill does
+        member.kill()
+    psutil.wait_procs(tree, timeout=30)
+    jobs.reap_abandoned(s, conn, now=time.time() + 3600)  # once its heartbeat has lapsed
+    job.refresh()
+    assert job.get_status() == JobStatus.QUEUED and job.retries_left == 1
+    work(conn, s.QUEUE_DOWNLOAD)
+    assert job.get_status() == JobStatus.FINISHED
+    assert jobs.fetch(conn, PR_ID).get_status() == JobStatus.QUEUED

@@ -228,6 +228,12 @@ def test_a_hard_kill_while_writing_leaves_the_previous_output(big, conn, process
     assert left  # the killed job's half-written folder: there, but never published
     assert storage.resolve(big.OUTPUT_DIR / DATE) == version
     assert output_files(big) == previous
+    # Until the job's heartbeat lapses it still looks like it runs; then RQ settles it.
+    assert jobs.date_status(big, NETWORK, DATE, WINDOW).state == "processing"
+    jobs.reap_abandoned(big, conn, now=time.time() + 3600)  # an hour on, injected
+    status = jobs.date_status(big, NETWORK, DATE, WINDOW)
+    assert status.state == "failed" and "worker running it died" in status.reason
+    assert jobs.enqueue_download(big, NETWORK, DATE, WINDOW, force=True).enqueued
 
 
 def test_a_plain_rq_worker_runs_the_process_job_loading_models_itself(chain_settings, conn,
