@@ -16,6 +16,7 @@ from pathlib import Path
 from redis import Redis
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.executions import ExecutionRegistry
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
@@ -202,8 +203,18 @@ def _clear_ended(conn: Redis, ids) -> None:
     for jid in ids:
         job = fetch(conn, jid)
         if job is not None and job.get_status() not in ACTIVE:
-            job.delete()
+            _delete(conn, job)
             log.info("job %s: removed the record of an earlier run", jid)
+
+
+def _delete(conn: Redis, job: Job) -> None:
+    """job.delete(), also for a job whose worker was killed: rq 3.0 raises ValueError when the
+    job's execution registry still names an execution record that has already expired."""
+    try:
+        job.delete()
+    except ValueError:
+        conn.delete(ExecutionRegistry(job.id, connection=conn).key)
+        job.delete()
 
 
 @dataclass(frozen=True)
