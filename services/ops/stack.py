@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 
 LOCAL_VOLUMES = {"data": "volumes"}  # so the stack's data is where the CLI's defaults look
 LOOPBACK = "127.0.0.1"
-PORT_FLAG = re.compile(r"^--port$")
 
 
 class StackError(RuntimeError):
@@ -106,7 +105,7 @@ def _free_port() -> int:
 def _listen_port(svc: dict) -> int | None:
     command = svc.get("command") or []
     for flag, value in zip(command, command[1:]):
-        if PORT_FLAG.match(flag):
+        if flag == "--port":
             return int(value)
     return 6379 if _is_redis(svc) else None
 
