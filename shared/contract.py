@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -156,14 +157,20 @@ class TableSpec:
     required: tuple[str, ...]
     key: str | None = None
     non_empty: bool = False
+    # Decimals that only feed models may take the fast conversion (within 2 ulp); decimals
+    # that are copied into results keep Arrow's exact cast.
+    fast_decimals: bool = False
 
 
 ALERTS = TableSpec(ALERTS_FILE, ALERTS_SCHEMA,
                    ("alert_id", "address", "processing_date", "window_days"), "alert_id", True)
-FEATURES = TableSpec(FEATURES_FILE, FEATURES_SCHEMA, ("address",), "address")
+FEATURES = TableSpec(FEATURES_FILE, FEATURES_SCHEMA, ("address",), "address", fast_decimals=True)
 CLUSTERS = TableSpec(CLUSTERS_FILE, CLUSTERS_SCHEMA, ("cluster_id",), "cluster_id")
-MONEY_FLOWS = TableSpec(MONEY_FLOWS_FILE, MONEY_FLOWS_SCHEMA, ("from_address", "to_address"))
+MONEY_FLOWS = TableSpec(MONEY_FLOWS_FILE, MONEY_FLOWS_SCHEMA, ("from_address", "to_address"),
+                        fast_decimals=True)
 LABELS = TableSpec(LABELS_FILE, LABELS_SCHEMA, ("address", "risk_level"))
+
+_TWO_64 = 18446744073709551616.0  # 2**64
 
 # Types a column may arrive in and still be accepted as-is or cast.
 _LIST_TYPES = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)
@@ -196,7 +203,37 @@ def _target_type(spec_type: pa.DataType, actual: pa.DataType) -> pa.DataType:
     return spec_type
 
 
-def _clean_column(path: Path, name: str, column: pa.ChunkedArray, spec_type: pa.DataType):
+def _decimal_chunk_to_float64(chunk: pa.Array) -> pa.Array:
+    """One decimal128 array as float64, from its 16-byte little-endian two's complement integers.
+
+    Arrow's own cast divides each 128-bit integer exactly and costs four times as
+    much. Here |value| = (high * 2**64 + low) / 10**scale of the magnitude's words
+    (the magnitude, so small negative numbers do not cancel), within two ulp of exact.
+    """
+    words = np.frombuffer(chunk.buffers()[1], dtype=np.uint64, count=2 * (chunk.offset + len(chunk)))
+    low, high = words[2 * chunk.offset::2], words[2 * chunk.offset + 1::2]
+    negative = high.view(np.int64) < 0
+    magnitude_low = np.where(negative, ~low + np.uint64(1), low)
+    magnitude_high = np.where(negative, ~high + (low == 0), high)
+    values = magnitude_high.astype(np.float64) * _TWO_64
+    values += magnitude_low
+    values /= 10.0 ** chunk.type.scale
+    np.negative(values, out=values, where=negative)
+    if not chunk.null_count:
+        return pa.array(values, pa.float64())
+    return pa.array(values, pa.float64(), mask=chunk.is_null().to_numpy(zero_copy_only=False))
+
+
+def decimal_to_float64(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A decimal128 column as float64 (nulls kept); other decimal widths use Arrow's cast."""
+    if not pa.types.is_decimal128(column.type):
+        return column.cast(pa.float64())
+    return pa.chunked_array([_decimal_chunk_to_float64(chunk) for chunk in column.chunks],
+                            pa.float64())
+
+
+def _clean_column(path: Path, name: str, column: pa.ChunkedArray, spec_type: pa.DataType,
+                  fast_decimals: bool = False):
     if pa.types.is_dictionary(column.type):  # dictionary-encoded (e.g. LowCardinality) values
         column = column.cast(column.type.value_type)
     actual = column.type
@@ -209,6 +246,8 @@ def _clean_column(path: Path, name: str, column: pa.ChunkedArray, spec_type: pa.
     target = _target_type(spec_type, actual)
     if actual == target:
         return column
+    if fast_decimals and pa.types.is_decimal(actual) and target == pa.float64():
+        return decimal_to_float64(column)
     try:
         return column.cast(target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -276,7 +315,7 @@ def clean_arrow(path: Path, table: pa.Table, spec: TableSpec) -> pa.Table:
         column = table.column(name)
         index = spec.schema.get_field_index(name)
         spec_type = spec.schema.field(index).type if index >= 0 else column.type
-        columns[name] = _clean_column(path, name, column, spec_type)
+        columns[name] = _clean_column(path, name, column, spec_type, spec.fast_decimals)
     cleaned = pa.table(columns)
     if spec.key:
         _check_key(path, cleaned, spec.key)

@@ -162,10 +162,10 @@ def link(alerts: pa.Table, features: pa.Table, clusters: pa.Table,
     The string hash lookups are the costly part and independent of each other, so
     they run side by side (Arrow releases the GIL while hashing).
     """
-    encoded = alerts.column("address").combine_chunks().cast(pa.string()).dictionary_encode()
-    alert_address = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="link") as pool:
-        members = pool.submit(_members, alerts, clusters)
+        members = pool.submit(_members, alerts, clusters)  # needs no address codes: starts first
+        encoded = alerts.column("address").combine_chunks().cast(pa.string()).dictionary_encode()
+        alert_address = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
         rows = pool.submit(_address_rows, encoded.dictionary, clusters, features)
         flows = pool.submit(_flow_codes, money_flows, encoded.dictionary) \
             if money_flows is not None else None
@@ -308,13 +308,18 @@ def alert_features(alerts: pa.Table, features: pa.Table, clusters: pa.Table,
                    links: Links | None = None) -> pd.DataFrame:
     """One feature row per alert, in the alerts' row order."""
     links = links if links is not None else link(alerts, features, clusters, money_flows)
-    own = _alert_own(alerts)
-    cols = dict(own)
-    cols.update(_address_columns(features, links.alert_row, links.reference_ms))
-    cols.update(_peer_stats(own, links))
-    cols.update(_membership(clusters, links, alerts.num_rows))
-    if money_flows is not None:
-        cols.update(_flow_stats(money_flows, links))
+    # The address lookups and flow sums run beside the alert's own columns (numpy and
+    # Arrow release the GIL), so this step uses both cores.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="features") as pool:
+        address = pool.submit(_address_columns, features, links.alert_row, links.reference_ms)
+        flows = pool.submit(_flow_stats, money_flows, links) if money_flows is not None else None
+        own = _alert_own(alerts)
+        cols = dict(own)
+        cols.update(address.result())
+        cols.update(_peer_stats(own, links))
+        cols.update(_membership(clusters, links, alerts.num_rows))
+        if flows is not None:
+            cols.update(flows.result())
     return _frame(cols, alerts.num_rows)
 
 

@@ -73,20 +73,36 @@ def available_versions(models_dir: Path, name: str) -> list[str]:
     return sorted(found, key=version_key)
 
 
+def column_sources(frame: pd.DataFrame, names, model: "Model | None" = None) -> list:
+    """Each named column of frame as a float32 array, None for a column frame lacks.
+
+    A model given is told about absent columns (it logs them once).
+    """
+    if model is not None:
+        model.warn_missing(frame)
+    return [frame[name].to_numpy(np.float32) if name in frame else None for name in names]
+
+
+def fill_rows(out: np.ndarray, sources: list, start: int, stop: int) -> np.ndarray:
+    """Copy rows [start, stop) of the column sources into the C-order matrix out; returns them.
+
+    Copied in row blocks so each block's writes stay in cache.
+    """
+    for first in range(start, stop, _ROW_BLOCK):
+        last = min(first + _ROW_BLOCK, stop)
+        block = out[first:last]
+        for j, source in enumerate(sources):
+            block[:, j] = np.nan if source is None else source[first:last]
+    return out[start:stop]
+
+
 def to_matrix(frame: pd.DataFrame, names: list[str] | tuple[str, ...]) -> np.ndarray:
     """A C-order float32 matrix of frame's columns in the given order (NaN for absent ones).
 
-    Filled in row blocks so each block's writes stay in cache; LightGBM reads a
-    C-order float32 matrix without copying it.
+    LightGBM reads a C-order float32 matrix without copying it.
     """
-    n = len(frame)
-    sources = [frame[name].to_numpy(np.float32) if name in frame else None for name in names]
-    out = np.empty((n, len(names)), dtype=np.float32)
-    for start in range(0, n, _ROW_BLOCK):
-        block = out[start:start + _ROW_BLOCK]
-        for j, source in enumerate(sources):
-            block[:, j] = np.nan if source is None else source[start:start + _ROW_BLOCK]
-    return out
+    out = np.empty((len(frame), len(names)), dtype=np.float32)
+    return fill_rows(out, column_sources(frame, names), 0, len(frame))
 
 
 @dataclass
@@ -106,14 +122,18 @@ class Model:
         """The model's id as written in outputs, e.g. alert_scorer_v1.0.0."""
         return model_tag(self.name, self.version)
 
-    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
-        """The frame's columns in the model's saved order; a missing one is NaN, logged once."""
+    def warn_missing(self, frame: pd.DataFrame) -> None:
+        """Log, once per column, the model's features that frame lacks (they become NaN)."""
         missing = [name for name in self.features
                    if name not in frame and name not in self._warned]
         if missing:
             self._warned.update(missing)
             log.warning("%s: %d feature column(s) absent, using NaN: %s",
                         self.tag, len(missing), ", ".join(missing))
+
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """The frame's columns in the model's saved order; a missing one is NaN, logged once."""
+        self.warn_missing(frame)
         return to_matrix(frame, self.features)
 
     def predict_matrix(self, matrix: np.ndarray, raw: bool = False) -> np.ndarray:

@@ -2,9 +2,12 @@
 
 Reads input/{date}/, builds features, scores alerts (alert scorer), ranks them
 (alert ranker), scores clusters (cluster scorer), checks every score, writes each
-result file into a staging folder (in the background, beside the next model's
-prediction) and publishes the folder with one atomic rename. Any failure before
-the rename leaves the previous result as it was.
+result file into a staging folder and publishes the folder with one atomic rename.
+Any failure before the rename leaves the previous result as it was.
+
+Predictions run in row chunks on one predictor thread per core (scoring.py); the
+cluster features and the result writers run between chunks (the input checksums
+beside reading), so both cores stay busy from the first prediction to the last write.
 
 alerts_ranked orders alerts by the ranker (the model trained for ordering); its
 `score` column is the ranker's output mapped monotonically into [0, 1], and the
@@ -25,7 +28,9 @@ import pyarrow as pa
 from services.processor import outputs
 from services.processor.features import alert_features, cluster_features, link
 from services.processor.inputs import alert_rows, batch_identity, checksums, load_inputs
-from services.processor.models import Models, load_models
+from services.processor.memory import disable_huge_pages
+from services.processor.models import Models, cpu_threads, load_models
+from services.processor.scoring import Prediction, RowMatrix
 from shared.settings import Settings
 from shared.storage import (ALERTS_RANKED, ALERTS_SCORED, CLUSTERS_SCORED, METADATA, date_dir,
                             parse_date, publish, staging_dir)
@@ -57,19 +62,24 @@ class Steps:
         return {**self.seconds, "total": round(time.perf_counter() - self.started, 4)}
 
 
-def _features(inputs, steps: Steps):
-    """Alert and cluster feature frames; the address and flow tables are dropped afterwards."""
+def _alert_features(inputs, steps: Steps):
+    """The alert feature frame and the links the cluster features reuse."""
     with steps.step("features"):
         links = link(inputs.alerts, inputs.features, inputs.clusters, inputs.money_flows)
         alerts = alert_features(inputs.alerts, inputs.features, inputs.clusters,
                                 inputs.money_flows, links)
-        clusters = cluster_features(inputs.clusters, inputs.alerts, inputs.features,
-                                    inputs.money_flows, links, alerts)
-    inputs.features = inputs.money_flows = None  # frees their memory before predicting
-    pa.default_memory_pool().release_unused()  # and hands it back to the OS (peak RSS)
-    log.info("%s: %d alert and %d cluster feature columns", steps.subject, alerts.shape[1],
-             clusters.shape[1])
-    return alerts, clusters
+    log.info("%s: %d alert feature columns", steps.subject, alerts.shape[1])
+    return alerts, links
+
+
+def _cluster_features(inputs, links, alerts, subject: str):
+    """The cluster feature frame; then the address and flow tables are dropped (peak RSS)."""
+    clusters = cluster_features(inputs.clusters, inputs.alerts, inputs.features,
+                                inputs.money_flows, links, alerts)
+    inputs.features = inputs.money_flows = None
+    pa.default_memory_pool().release_unused()  # hands their memory back to the OS
+    log.info("%s: %d cluster feature columns", subject, clusters.shape[1])
+    return clusters
 
 
 def _checked(model, scores, rows: int):
@@ -78,42 +88,61 @@ def _checked(model, scores, rows: int):
     return scores
 
 
-def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> None:
-    """Score with the three models, writing each result file once its scores are checked.
+@contextlib.contextmanager
+def _pool(workers: int, name: str):
+    """A thread pool whose queued work is dropped when the block fails (no wasted predictions)."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
-    The writes run in background threads, so they overlap the next model's prediction.
-    """
-    alerts, clusters = _features(inputs, steps)
+
+def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> None:
+    """Score with the three models and write the result files into folder."""
+    alerts, links = _alert_features(inputs, steps)
     scorer, ranker = models.alert_scorer, models.alert_ranker
     cluster_scorer = models.cluster_scorer
     n = inputs.alerts.num_rows
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="write") as pool:
+    with _pool(cpu_threads(), "predict") as predict, _pool(3, "write") as writers:
+        clustering = predict.submit(_cluster_features, inputs, links, alerts, steps.subject)
+        matrix = RowMatrix(alerts, scorer)
+        scoring = Prediction(predict, scorer, matrix)
+        if ranker.features == scorer.features:  # the usual case: share the scorer's rows
+            ranking = Prediction(predict, ranker, matrix, after=scoring, raw=True)
+        else:
+            ranking = Prediction(predict, ranker, RowMatrix(alerts, ranker), raw=True)
+        del alerts, matrix  # the predictions hold what they still need
         with steps.step("score_alerts"):
-            matrix = scorer.matrix(alerts)
-            scores = _checked(scorer, scorer.predict_matrix(matrix), n)
-        pending = [pool.submit(outputs.write_scored_stream, alert_rows(inputs), scores,
-                               scorer.tag, folder / ALERTS_SCORED)]
+            scores = _checked(scorer, scoring.result(), n)
+        pending = [writers.submit(outputs.write_scored_stream, alert_rows(inputs), scores,
+                                  scorer.tag, folder / ALERTS_SCORED)]
+        clusters = clustering.result()
+        cluster_scoring = Prediction(predict, cluster_scorer, RowMatrix(clusters, cluster_scorer))
+        del clusters
         with steps.step("rank_alerts"):
-            if ranker.features != scorer.features:  # the same list (usual) shares one matrix
-                matrix = ranker.matrix(alerts)
-            del alerts
-            ranking = _checked(ranker, outputs.sigmoid(ranker.predict_matrix(matrix, raw=True)), n)
-        del matrix
-        pending.append(pool.submit(_write_table, outputs.ranked(
-            inputs.alerts.column("alert_id"), ranking, ranker.tag), folder / ALERTS_RANKED))
+            ranks = _checked(ranker, outputs.sigmoid(ranking.result()), n)
+        del ranking
+        pending.append(writers.submit(_write_ranked, inputs.alerts.column("alert_id"), ranks,
+                                      ranker.tag, folder / ALERTS_RANKED))
+        # The last result streams out chunk by chunk, so little writing is left at the end;
+        # its scores are checked before the folder is published.
+        pending.append(writers.submit(outputs.write_scored_stream,
+                                      cluster_scoring.slices(inputs.clusters),
+                                      cluster_scoring.scores, cluster_scorer.tag,
+                                      folder / CLUSTERS_SCORED))
         with steps.step("score_clusters"):
-            scores = _checked(cluster_scorer, cluster_scorer.predict(clusters),
-                              inputs.clusters.num_rows)
-        pending.append(pool.submit(_write_table, outputs.with_scores(
-            inputs.clusters, scores, cluster_scorer.tag), folder / CLUSTERS_SCORED))
+            _checked(cluster_scorer, cluster_scoring.result(), inputs.clusters.num_rows)
         with steps.step("write"):
             for future in pending:
                 future.result()  # re-raises a writer's error here
 
 
-def _write_table(table, path: Path) -> None:
-    """Write one result table (run in a writer thread)."""
-    outputs.write_parquet(table, path)
+def _write_ranked(alert_ids, scores, tag: str, path: Path) -> None:
+    """Sort and write alerts_ranked (run in a writer thread: the sort is not free either)."""
+    outputs.write_parquet(outputs.ranked(alert_ids, scores, tag), path)
 
 
 def _timed_checksums(source: Path) -> tuple[dict, float]:
@@ -146,6 +175,7 @@ def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date
     """
     settings = settings or Settings()
     parse_date(processing_date)
+    disable_huge_pages()
     source, target = date_dir(input_dir, processing_date), date_dir(output_dir, processing_date)
     steps = Steps(f"batch {processing_date}", progress)
     if models is None:

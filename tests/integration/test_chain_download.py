@@ -15,7 +15,7 @@ from rq.job import JobStatus
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
 from shared import jobs
-from tests.chain_fixtures import (CHAIN, REPO, cli, conn, process_env, use_env,  # noqa: F401
+from tests.chain_fixtures import (CHAIN, REPO, RQ, cli, conn, process_env, use_env,  # noqa: F401
                                   wait_for, work)
 from tests.s3_fixtures import (DATE, NETWORK, WINDOW, fake_batch, moto_endpoint,  # noqa: F401
                                proxy, s3_proxy, sot)
@@ -122,7 +122,7 @@ def test_a_missing_old_batch_fails_at_once_but_a_fresh_one_is_retried(sot, s, co
 
 def test_rq_enqueue_from_the_readme_reaches_the_same_job(sot, s, conn):
     sot.put_batch(fake_batch(20_000))
-    command = ["rq", "enqueue", "-u", s.REDIS_URL, "-q", s.QUEUE_DOWNLOAD,
+    command = [RQ, "enqueue", "-u", s.REDIS_URL, "-q", s.QUEUE_DOWNLOAD,
                jobs.DOWNLOAD_JOB, f"network={NETWORK}", f"processing_date={DATE}",
                f"window_days={WINDOW}"]
     for _ in range(2):  # twice: the second hands off to the already queued job
@@ -139,7 +139,7 @@ def test_rq_enqueue_from_the_readme_reaches_the_same_job(sot, s, conn):
 
 
 def test_rq_enqueue_with_a_bad_date_fails_at_once_naming_it(s, conn):
-    command = ["rq", "enqueue", "-u", s.REDIS_URL, "-q", s.QUEUE_DOWNLOAD, "--retry-max", "3",
+    command = [RQ, "enqueue", "-u", s.REDIS_URL, "-q", s.QUEUE_DOWNLOAD, "--retry-max", "3",
                jobs.DOWNLOAD_JOB, f"network={NETWORK}", "processing_date=2025-02-30",
                f"window_days={WINDOW}"]
     out = subprocess.run(command, capture_output=True, text=True, timeout=30, cwd=REPO)

@@ -18,7 +18,7 @@ from rq.job import JobStatus
 
 from shared import jobs, storage
 from shared.sample import generate_batch, write_input, write_sot
-from tests.chain_fixtures import (CHAIN, REPO, chain_settings, cli, conn,  # noqa: F401
+from tests.chain_fixtures import (CHAIN, REPO, RQ, chain_settings, cli, conn,  # noqa: F401
                                   process_env, use_env, wait_for, work)
 from tests.s3_fixtures import (DATE, NETWORK, WINDOW, moto_endpoint, proxy,  # noqa: F401
                                s3_proxy, sot)
@@ -241,7 +241,7 @@ def test_a_plain_rq_worker_runs_the_process_job_loading_models_itself(chain_sett
     s = chain_settings.replace(INPUT_DIR=tmp_path / "input")
     write_input(generate_batch(NETWORK, DATE, WINDOW, n_alerts=300, seed=3), s.INPUT_DIR)
     jobs.enqueue_process(s, NETWORK, DATE, WINDOW, connection=conn)
-    out = subprocess.run(["rq", "worker", "-u", s.REDIS_URL, "--burst", s.QUEUE_PROCESS],
+    out = subprocess.run([RQ, "worker", "-u", s.REDIS_URL, "--burst", s.QUEUE_PROCESS],
                          cwd=REPO, env=process_env(s), capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     assert jobs.fetch(conn, PR_ID).get_status() == JobStatus.FINISHED

@@ -8,7 +8,7 @@ from rq import Queue
 from rq.job import JobStatus
 
 from shared import worker
-from tests.chain_fixtures import (REPO, chain_settings, cli, conn, process_env,  # noqa: F401
+from tests.chain_fixtures import (REPO, RQ, chain_settings, cli, conn, process_env,  # noqa: F401
                                   wait_for)
 
 
@@ -88,7 +88,7 @@ def test_rq_info_shows_our_queues_and_workers(chain_settings, conn):
     proc = start_worker(s, "download")
     try:
         wait_for(lambda: worker.heartbeat_path(s, s.QUEUE_DOWNLOAD).exists(), what="the worker")
-        info = subprocess.run(["rq", "info", "-u", s.REDIS_URL], capture_output=True, text=True,
+        info = subprocess.run([RQ, "info", "-u", s.REDIS_URL], capture_output=True, text=True,
                               timeout=30)
     finally:
         proc.send_signal(signal.SIGTERM)

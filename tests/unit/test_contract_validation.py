@@ -250,3 +250,42 @@ def test_errors_name_the_file_in_a_readable_message(folder):
     (folder / contract.CLUSTERS_FILE).unlink()
     error = _raises(folder, contract.CLUSTERS_FILE, "missing")
     assert str(error) == f"{folder / contract.CLUSTERS_FILE}: {error.problem}"
+
+
+def _decimal_column(values, chunks=1):
+    array = pa.array([None if v is None else Decimal(v) for v in values], contract.DECIMAL)
+    size = -(-len(array) // chunks)
+    return pa.chunked_array([array.slice(i, size) for i in range(0, len(array), size)],
+                            contract.DECIMAL)
+
+
+@pytest.mark.parametrize("chunks", [1, 3])
+def test_fast_decimal_conversion_is_within_two_ulp_of_exact(chunks):
+    values = ["0", "-0.000000000000000001", "0.000000000000000001", None, "123456789.123456789",
+              "-18.446744073709551616", "-18.446744073709551615", "18.446744073709551617",
+              "-98765432109876543210.5", "99999999999999999999.999999999999999999", None,
+              "-0.5", "1e6", "-42"]
+    column = _decimal_column(values, chunks)
+    got = contract.decimal_to_float64(column)
+    assert got.type == pa.float64() and got.null_count == 2
+    got = got.to_numpy(zero_copy_only=False)
+    exact = np.array([np.nan if v is None else float(Decimal(v)) for v in values])
+    assert np.array_equal(np.isnan(got), np.isnan(exact))
+    known = ~np.isnan(exact)
+    assert np.array_equal(np.sign(got[known]), np.sign(exact[known]))  # -1e-18 stays negative
+    np.testing.assert_array_max_ulp(got[known], exact[known], maxulp=2)
+
+
+def test_decimal_column_sliced_from_the_middle_keeps_its_rows():
+    column = _decimal_column(["1.5", "-2.25", None, "3"]).chunk(0).slice(1, 3)
+    got = contract.decimal_to_float64(pa.chunked_array([column]))
+    assert got.to_pylist() == [-2.25, None, 3.0]
+
+
+def test_model_only_decimals_are_fast_and_copied_ones_exact(folder):
+    """features/money_flows feed models only; alerts/clusters decimals are copied into results."""
+    assert contract.FEATURES.fast_decimals and contract.MONEY_FLOWS.fast_decimals
+    assert not contract.ALERTS.fast_decimals and not contract.CLUSTERS.fast_decimals
+    raw = pq.read_table(folder / contract.ALERTS_FILE).column("volume_usd")
+    alerts = contract.read_arrow(folder, contract.ALERTS)
+    assert alerts.column("volume_usd").equals(raw.cast(pa.float64()))
