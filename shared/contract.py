@@ -160,10 +160,13 @@ class TableSpec:
     # Decimals that only feed models may take the fast conversion (within 2 ulp); decimals
     # that are copied into results keep Arrow's exact cast.
     fast_decimals: bool = False
+    # Columns besides the key that no row may leave null or empty (the processor joins on them).
+    filled: tuple[str, ...] = ()
 
 
 ALERTS = TableSpec(ALERTS_FILE, ALERTS_SCHEMA,
-                   ("alert_id", "address", "processing_date", "window_days"), "alert_id", True)
+                   ("alert_id", "address", "processing_date", "window_days"), "alert_id", True,
+                   filled=("address",))
 FEATURES = TableSpec(FEATURES_FILE, FEATURES_SCHEMA, ("address",), "address", fast_decimals=True)
 CLUSTERS = TableSpec(CLUSTERS_FILE, CLUSTERS_SCHEMA, ("cluster_id",), "cluster_id")
 MONEY_FLOWS = TableSpec(MONEY_FLOWS_FILE, MONEY_FLOWS_SCHEMA, ("from_address", "to_address"),
@@ -289,11 +292,19 @@ def _read_schema(path: Path) -> pa.Schema:
         raise ContractError(path, f"not a readable parquet file ({exc})") from exc
 
 
+def _check_filled(path: Path, table: pa.Table, name: str) -> None:
+    """A column every row must fill: no null and (for text) no empty value."""
+    column = table.column(name)
+    empty = column.null_count
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        empty += int(pc.sum(pc.equal(column, "")).as_py() or 0)
+    if empty:
+        raise ContractError(path, f"{empty} row(s) with null or empty {name!r}")
+
+
 def _check_key(path: Path, table: pa.Table, key: str) -> None:
+    _check_filled(path, table, key)
     column = table.column(key)
-    nulls = column.null_count + int(pc.sum(pc.equal(column, "")).as_py() or 0)
-    if nulls:
-        raise ContractError(path, f"{nulls} row(s) with null or empty {key!r}")
     distinct = pc.count_distinct(column).as_py()
     if distinct != len(column):
         counts = pc.value_counts(column)
@@ -317,6 +328,9 @@ def clean_arrow(path: Path, table: pa.Table, spec: TableSpec) -> pa.Table:
         spec_type = spec.schema.field(index).type if index >= 0 else column.type
         columns[name] = _clean_column(path, name, column, spec_type, spec.fast_decimals)
     cleaned = pa.table(columns)
+    for name in spec.filled:
+        if name in cleaned.column_names:
+            _check_filled(path, cleaned, name)
     if spec.key:
         _check_key(path, cleaned, spec.key)
     return cleaned

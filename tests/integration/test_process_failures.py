@@ -173,3 +173,20 @@ def test_bad_type_in_a_streamed_alert_column_fails_before_publishing(input_dir, 
     with pytest.raises(ContractError, match="alerts.parquet: column 'evidence_json' has type"):
         process_batch(input_dir, published, DATE, models_dir=SHIPPED)
     assert snapshot(published) == before
+
+
+def test_alert_without_address_fails_naming_it_and_leaves_the_old_result(input_dir, published):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = input_dir / DATE / "alerts.parquet"
+    table = pq.read_table(path)
+    addresses = table.column("address").to_pylist()
+    addresses[0] = None
+    pq.write_table(table.set_column(table.schema.get_field_index("address"), "address",
+                                    pa.array(addresses, pa.string())), path)
+    before = snapshot(published)
+    with pytest.raises(ContractError, match=r"alerts\.parquet: 1 row\(s\) with null or empty "
+                                            r"'address'"):
+        process_batch(input_dir, published, DATE, models_dir=SHIPPED)
+    assert snapshot(published) == before

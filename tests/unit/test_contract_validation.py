@@ -289,3 +289,13 @@ def test_model_only_decimals_are_fast_and_copied_ones_exact(folder):
     raw = pq.read_table(folder / contract.ALERTS_FILE).column("volume_usd")
     alerts = contract.read_arrow(folder, contract.ALERTS)
     assert alerts.column("volume_usd").equals(raw.cast(pa.float64()))
+
+
+@pytest.mark.parametrize("bad", [None, ""])
+def test_null_or_empty_alert_address(folder, bad):
+    def change(t):
+        addresses = t.column("address").to_pylist()
+        addresses[7] = addresses[9] = bad
+        return _set(t, "address", addresses, pa.string())
+    _rewrite(folder / contract.ALERTS_FILE, change)
+    _raises(folder, contract.ALERTS_FILE, "2 row(s) with null or empty 'address'")
