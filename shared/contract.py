@@ -173,8 +173,6 @@ MONEY_FLOWS = TableSpec(MONEY_FLOWS_FILE, MONEY_FLOWS_SCHEMA, ("from_address", "
                         fast_decimals=True)
 LABELS = TableSpec(LABELS_FILE, LABELS_SCHEMA, ("address", "risk_level"))
 
-_TWO_64 = 18446744073709551616.0  # 2**64
-
 # Types a column may arrive in and still be accepted as-is or cast.
 _LIST_TYPES = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)
 
@@ -204,6 +202,9 @@ def _target_type(spec_type: pa.DataType, actual: pa.DataType) -> pa.DataType:
     if pa.types.is_decimal(spec_type) or pa.types.is_decimal(actual):
         return pa.float64()
     return spec_type
+
+
+_TWO_64 = 18446744073709551616.0  # 2**64
 
 
 def _decimal_chunk_to_float64(chunk: pa.Array) -> pa.Array:

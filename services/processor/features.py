@@ -34,6 +34,12 @@ ADDRESS_TYPES = (
 )
 # Codes that are categories, not quantities (LightGBM is told so at training).
 CATEGORICAL = ("alert_typology", "alert_address_type", "cl_type")
+# Categorical columns coded from fixed vocabularies: (feature, column, vocabulary, options).
+_ALERT_CODES = (("alert_typology", "typology_type", TYPOLOGIES, {"upper": True}),
+                ("alert_severity", "severity", SEVERITIES, {}),
+                ("alert_address_type", "suspected_address_type", ADDRESS_TYPES, {"other": True}))
+_CLUSTER_CODES = (("cl_type", "cluster_type", CLUSTER_TYPES, {"other": True}),
+                  ("cl_severity_max", "severity_max", SEVERITIES, {}))
 
 MS_PER_DAY = 86_400_000.0
 MS_PER_HOUR = 3_600_000.0
@@ -95,6 +101,15 @@ def codes(column, vocabulary: tuple[str, ...], upper: bool = False,
 
 def _code_floats(found: np.ndarray) -> np.ndarray:
     return np.where(found >= 0, found, np.nan)
+
+
+def _coded(table: pa.Table, specs) -> dict[str, np.ndarray]:
+    """Fixed codes (NaN where null or unknown) of the categorical columns the table has.
+
+    specs: (feature name, column, vocabulary, options of `codes`) in feature order.
+    """
+    return {feature: _code_floats(codes(table.column(column), vocabulary, **options))
+            for feature, column, vocabulary, options in specs if column in table.column_names}
 
 
 def _flatten(table: pa.Table, column: str) -> tuple[np.ndarray, pa.Array]:
@@ -207,14 +222,7 @@ def _alert_own(alerts: pa.Table) -> dict[str, np.ndarray]:
         "alert_volume_usd": _column(alerts, "volume_usd"),
         "alert_risk_indicators": _list_lengths(alerts, "risk_indicators"),
     }
-    if "typology_type" in alerts.column_names:
-        cols["alert_typology"] = _code_floats(codes(alerts.column("typology_type"), TYPOLOGIES,
-                                                    upper=True))
-    if "severity" in alerts.column_names:
-        cols["alert_severity"] = _code_floats(codes(alerts.column("severity"), SEVERITIES))
-    if "suspected_address_type" in alerts.column_names:
-        cols["alert_address_type"] = _code_floats(codes(
-            alerts.column("suspected_address_type"), ADDRESS_TYPES, other=True))
+    cols.update(_coded(alerts, _ALERT_CODES))
     if "pattern_id" in alerts.column_names:
         pattern = pc.fill_null(pc.utf8_length(alerts.column("pattern_id").cast(pa.string())), 0)
         cols["alert_has_pattern"] = (floats(pattern) > 0).astype(np.float64)
@@ -336,11 +344,7 @@ def _cluster_own(clusters: pa.Table, reference_ms: float) -> dict[str, np.ndarra
         "cl_related": _list_lengths(clusters, "related_alert_ids"),
         "cl_addresses": _list_lengths(clusters, "addresses_involved"),
     }
-    if "cluster_type" in clusters.column_names:
-        cols["cl_type"] = _code_floats(codes(clusters.column("cluster_type"), CLUSTER_TYPES,
-                                             other=True))
-    if "severity_max" in clusters.column_names:
-        cols["cl_severity_max"] = _code_floats(codes(clusters.column("severity_max"), SEVERITIES))
+    cols.update(_coded(clusters, _CLUSTER_CODES))
     return cols
 
 

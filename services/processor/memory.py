@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import sys
 
@@ -19,30 +20,24 @@ log = logging.getLogger(__name__)
 
 _PR_SET_THP_DISABLE = 41
 _PR_GET_THP_DISABLE = 42
-_done: list[bool] = []
 
 
 def _libc():
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
+@functools.cache
 def disable_huge_pages() -> bool:
     """Turn transparent huge pages off for this process (and its children); True if off.
 
-    Idempotent; on a system without the call it logs once and changes nothing.
+    Runs once per process (cached); where the call fails it logs once and changes nothing.
     """
-    if _done:
-        return _done[0]
     if not sys.platform.startswith("linux"):
-        _done.append(False)
         return False
-    libc = _libc()
-    if libc.prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0:
+    if _libc().prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0:
         log.warning("could not turn transparent huge pages off (errno %d); processing is "
                     "slower on hosts with THP", ctypes.get_errno())
-        _done.append(False)
         return False
-    _done.append(True)
     return True
 
 

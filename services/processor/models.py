@@ -73,13 +73,8 @@ def available_versions(models_dir: Path, name: str) -> list[str]:
     return sorted(found, key=version_key)
 
 
-def column_sources(frame: pd.DataFrame, names, model: "Model | None" = None) -> list:
-    """Each named column of frame as a float32 array, None for a column frame lacks.
-
-    A model given is told about absent columns (it logs them once).
-    """
-    if model is not None:
-        model.warn_missing(frame)
+def column_sources(frame: pd.DataFrame, names) -> list:
+    """Each named column of frame as a float32 array, None for a column frame lacks."""
     return [frame[name].to_numpy(np.float32) if name in frame else None for name in names]
 
 

@@ -31,8 +31,8 @@ class RowMatrix:
     """A frame's columns in a model's feature order, as a C-order float32 matrix filled on demand."""
 
     def __init__(self, frame: pd.DataFrame, model: Model):
-        self.features = model.features
-        self.sources = column_sources(frame, model.features, model)
+        model.warn_missing(frame)
+        self.sources = column_sources(frame, model.features)
         self.rows = np.empty((len(frame), len(model.features)), dtype=np.float32)
 
     def fill(self, start: int, stop: int) -> np.ndarray:
