@@ -75,17 +75,16 @@ def run_process(input_dir: str, output_dir: str, models_dir: str, queue) -> None
 
 def run_floor(input_dir: str, models_dir: str, queue) -> None:
     """Child: the same feature matrices, then only the three Booster.predict calls are timed."""
-    from services.processor.features import alert_features, cluster_features, link
+    from services.processor.features import alert_features, cluster_features
     from services.processor.inputs import load_inputs
     from services.processor.models import cpu_threads, load_models
 
     models = load_models(models_dir)
     inputs = load_inputs(Path(input_dir) / DATE)
-    links = link(inputs.alerts, inputs.features, inputs.clusters, inputs.money_flows)
     alerts = alert_features(inputs.alerts, inputs.features, inputs.clusters, inputs.money_flows,
-                            links)
+                            inputs.links)
     clusters = cluster_features(inputs.clusters, inputs.alerts, inputs.features,
-                                inputs.money_flows, links, alerts)
+                                inputs.money_flows, inputs.links, alerts)
     times, cpu = {}, 0.0
     for role, frame in (("alert_scorer", alerts), ("alert_ranker", alerts),
                         ("cluster_scorer", clusters)):

@@ -303,20 +303,48 @@ def _check_filled(path: Path, table: pa.Table, name: str) -> None:
         raise ContractError(path, f"{empty} row(s) with null or empty {name!r}")
 
 
-def _check_key(path: Path, table: pa.Table, key: str) -> None:
+def _duplicates(path: Path, column, key: str, distinct: int) -> ContractError:
+    counts = pc.value_counts(column)
+    repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
+    sample = ", ".join(map(str, repeated[:5].to_pylist()))
+    return ContractError(path, f"{len(column) - distinct} duplicate {key!r} value(s), "
+                               f"e.g. {sample}")
+
+
+def _check_key(path: Path, table: pa.Table, key: str, unique: bool = True) -> None:
     _check_filled(path, table, key)
     column = table.column(key)
-    distinct = pc.count_distinct(column).as_py()
-    if distinct != len(column):
-        counts = pc.value_counts(column)
-        repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
-        sample = ", ".join(map(str, repeated[:5].to_pylist()))
-        raise ContractError(path, f"{len(column) - distinct} duplicate {key!r} value(s), "
-                                  f"e.g. {sample}")
+    if unique and (distinct := pc.count_distinct(column).as_py()) != len(column):
+        raise _duplicates(path, column, key, distinct)
 
 
-def clean_arrow(path: Path, table: pa.Table, spec: TableSpec) -> pa.Table:
-    """Check one table against its spec and return it as an Arrow table with clean types."""
+def positions_in_key(path: Path, table: pa.Table, key: str, queries) -> np.ndarray:
+    """Row of each query value in table's key column (-1 where absent or null).
+
+    Checks on the way that the key is unique (ContractError naming path otherwise):
+    one hash table over key and queries serves both, where a separate uniqueness
+    check would hash a million keys a second time. Dictionary codes follow first
+    appearance, so the key's n values are distinct exactly when the last gets code n-1.
+    """
+    column = table.column(key)
+    n = len(column)
+    queries = queries.chunks if isinstance(queries, pa.ChunkedArray) else [queries]
+    encoded = pc.dictionary_encode(pa.chunked_array([*column.chunks, *queries], column.type))
+    codes = pc.fill_null(pa.chunked_array([chunk.indices for chunk in encoded.chunks]), -1)
+    codes = codes.to_numpy().astype(np.int64)
+    if n and codes[n - 1] != n - 1:
+        raise _duplicates(path, column, key, int(codes[:n].max()) + 1)
+    found = codes[n:]
+    found[found >= n] = -1
+    return found
+
+
+def clean_arrow(path: Path, table: pa.Table, spec: TableSpec, unique_key: bool = True) -> pa.Table:
+    """Check one table against its spec and return it as an Arrow table with clean types.
+
+    unique_key=False leaves the key's uniqueness to the caller, who checks it with
+    positions_in_key while looking values up in it (the processor's links).
+    """
     missing = [c for c in spec.required if c not in table.column_names]
     if missing:
         raise ContractError(path, f"missing required column(s): {', '.join(missing)}")
@@ -333,7 +361,7 @@ def clean_arrow(path: Path, table: pa.Table, spec: TableSpec) -> pa.Table:
         if name in cleaned.column_names:
             _check_filled(path, cleaned, name)
     if spec.key:
-        _check_key(path, cleaned, spec.key)
+        _check_key(path, cleaned, spec.key, unique_key)
     return cleaned
 
 
@@ -342,18 +370,20 @@ def clean_table(path: Path, table: pa.Table, spec: TableSpec) -> pd.DataFrame:
     return clean_arrow(path, table, spec).to_pandas(split_blocks=True, self_destruct=True)
 
 
-def read_arrow(folder: Path, spec: TableSpec, columns=None) -> pa.Table:
+def read_arrow(folder: Path, spec: TableSpec, columns=None, unique_key: bool = True) -> pa.Table:
     """Read and validate one file of a date folder as Arrow, optionally only some columns.
 
     Required columns are always read; names in `columns` the file lacks are skipped,
-    so optional columns can be asked for without being required.
+    so optional columns can be asked for without being required. unique_key: see
+    clean_arrow.
     """
     path = Path(folder) / spec.file
     if columns is None:
-        return clean_arrow(path, _read_table(path), spec)
+        return clean_arrow(path, _read_table(path), spec, unique_key)
     present = set(_read_schema(path).names)
     wanted = list(dict.fromkeys([*spec.required, *columns]))
-    return clean_arrow(path, _read_table(path, [c for c in wanted if c in present]), spec)
+    return clean_arrow(path, _read_table(path, [c for c in wanted if c in present]), spec,
+                       unique_key)
 
 
 def iter_arrow(folder: Path, spec: TableSpec, batch_rows: int = 131_072,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from services.processor.features import alert_features, cluster_features, link
+from services.processor.features import alert_features, cluster_features
 from services.processor.inputs import load_inputs
 from shared import contract
 from shared.labels import alert_labels, cluster_labels
@@ -65,11 +65,10 @@ def load_date(input_dir: Path, date: str) -> DateData:
     started = time.perf_counter()
     folder = date_dir(input_dir, date)
     inputs = load_inputs(folder)
-    links = link(inputs.alerts, inputs.features, inputs.clusters, inputs.money_flows)
     alerts = alert_features(inputs.alerts, inputs.features, inputs.clusters, inputs.money_flows,
-                            links)
+                            inputs.links)
     clusters = cluster_features(inputs.clusters, inputs.alerts, inputs.features,
-                                inputs.money_flows, links, alerts)
+                                inputs.money_flows, inputs.links, alerts)
     alert_ids = inputs.alerts.column("alert_id").to_numpy()
     alert_y = alert_labels(inputs.alerts.column("address").to_numpy(), _labels(folder))
     members = inputs.clusters.select([c for c in ("related_alert_ids", "primary_alert_id")

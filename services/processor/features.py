@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -21,6 +20,7 @@ import pyarrow.compute as pc
 
 from services.processor import grouping
 from services.processor.inputs import FEATURE_COLUMNS
+from services.processor.links import MS_PER_DAY, Links, flow_codes, link, positions
 from shared.contract import SEVERITIES, TYPOLOGIES
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,6 @@ _ALERT_CODES = (("alert_typology", "typology_type", TYPOLOGIES, {"upper": True})
 _CLUSTER_CODES = (("cl_type", "cluster_type", CLUSTER_TYPES, {"other": True}),
                   ("cl_severity_max", "severity_max", SEVERITIES, {}))
 
-MS_PER_DAY = 86_400_000.0
 MS_PER_HOUR = 3_600_000.0
 _TIMESTAMPS = {"first_activity_timestamp": "days_since_first", "last_activity_timestamp":
                "days_since_last"}
@@ -59,29 +58,9 @@ CLUSTER_MEMBER_COLUMNS = (
 )
 
 
-@dataclass
-class Links:
-    """How the batch tables point at each other, as integer positions (-1 = not found)."""
-
-    alert_row: np.ndarray          # per alert: row of its address in features
-    alert_address: np.ndarray      # per alert: code of its address among `addresses`
-    addresses: pa.Array            # the distinct alert addresses
-    member_cluster: np.ndarray     # (cluster, alert) pairs of clusters' alerts found in alerts
-    member_alert: np.ndarray
-    involved_cluster: np.ndarray   # (cluster, features row) pairs of clusters' addresses found
-    involved_row: np.ndarray
-    reference_ms: float            # the batch's processing date (window end) in epoch ms
-    flow_codes: tuple[np.ndarray, np.ndarray] | None = None  # flows' sender/receiver codes
-
-
 def floats(column, dtype=pa.float64()) -> np.ndarray:
     """An Arrow column as a float numpy array (float64 unless told), nulls as NaN."""
     return column.cast(dtype, safe=False).to_numpy(zero_copy_only=False)
-
-
-def _positions(values, value_set) -> np.ndarray:
-    found = pc.index_in(values, value_set=value_set)
-    return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def codes(column, vocabulary: tuple[str, ...], upper: bool = False,
@@ -92,7 +71,7 @@ def codes(column, vocabulary: tuple[str, ...], upper: bool = False,
     """
     text = pc.utf8_trim_whitespace(column.cast(pa.string()))
     text = pc.utf8_upper(text) if upper else pc.utf8_lower(text)
-    found = _positions(text, pa.array(vocabulary))
+    found = positions(text, pa.array(vocabulary))
     if other:
         present = pc.fill_null(pc.greater(pc.utf8_length(text), 0), False)
         found[(found < 0) & present.to_numpy(zero_copy_only=False)] = len(vocabulary)
@@ -110,90 +89,6 @@ def _coded(table: pa.Table, specs) -> dict[str, np.ndarray]:
     """
     return {feature: _code_floats(codes(table.column(column), vocabulary, **options))
             for feature, column, vocabulary, options in specs if column in table.column_names}
-
-
-def _flatten(table: pa.Table, column: str) -> tuple[np.ndarray, pa.Array]:
-    """(row, value) pairs of a list column; empty when the column is absent."""
-    if column not in table.column_names:
-        return np.array([], dtype=np.int64), pa.array([], pa.string())
-    lists = table.column(column).combine_chunks()
-    parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False).astype(np.int64)
-    return parents, pc.list_flatten(lists).cast(pa.string())
-
-
-def _with_scalar(table: pa.Table, parents: np.ndarray, values: pa.Array,
-                 column: str) -> tuple[np.ndarray, pa.Array]:
-    """Add a string column's non-empty values (e.g. the primary id) to (row, value) pairs."""
-    if column not in table.column_names:
-        return parents, values
-    scalar = table.column(column).combine_chunks().cast(pa.string())
-    keep = pc.fill_null(pc.greater(pc.utf8_length(scalar), 0), False)
-    rows = np.flatnonzero(keep.to_numpy(zero_copy_only=False))
-    return (np.concatenate([parents, rows]),
-            pa.concat_arrays([values, scalar.filter(keep)]))
-
-
-def _unique_pairs(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct (left, right) pairs whose right side was found (>= 0)."""
-    keep = right >= 0
-    width = int(right.max(initial=0)) + 1
-    pairs = grouping.unique(left[keep] * width + right[keep])
-    return pairs // width, pairs % width
-
-
-def _reference_ms(alerts: pa.Table) -> float:
-    latest = pc.max(alerts.column("processing_date")).cast(pa.int32()).as_py()
-    return float(latest) * MS_PER_DAY if latest is not None else np.nan
-
-
-def _members(alerts: pa.Table, clusters: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    """(cluster, alert position) pairs of the clusters' member alerts found in the batch."""
-    rows, ids = _with_scalar(clusters, *_flatten(clusters, "related_alert_ids"),
-                             "primary_alert_id")
-    return _unique_pairs(rows, _positions(ids, alerts.column("alert_id")))
-
-
-def _address_rows(addresses: pa.Array, clusters: pa.Table, features: pa.Table):
-    """Features rows of the distinct alert addresses, and (cluster, row) pairs of clusters."""
-    rows, involved = _with_scalar(clusters, *_flatten(clusters, "addresses_involved"),
-                                  "primary_address")
-    # One hash table over features.address serves the alerts' and the clusters' addresses.
-    found = _positions(pa.chunked_array([addresses, involved], pa.string()),
-                       features.column("address"))
-    return found[:len(addresses)], _unique_pairs(rows, found[len(addresses):])
-
-
-def _flow_codes(flows: pa.Table, addresses: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Codes (among the alert addresses) of each flow's sender and receiver, -1 for others."""
-    ends = flows.column("from_address").chunks + flows.column("to_address").chunks
-    found = _positions(pa.chunked_array(ends, pa.string()), addresses)  # one hash table
-    return found[:flows.num_rows], found[flows.num_rows:]
-
-
-def link(alerts: pa.Table, features: pa.Table, clusters: pa.Table,
-         money_flows: pa.Table | None = None) -> Links:
-    """Resolve addresses and memberships to positions once for all features.
-
-    The string hash lookups are the costly part and independent of each other, so
-    they run side by side (Arrow releases the GIL while hashing).
-    """
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="link") as pool:
-        members = pool.submit(_members, alerts, clusters)  # needs no address codes: starts first
-        encoded = alerts.column("address").combine_chunks().cast(pa.string()).dictionary_encode()
-        alert_address = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        rows = pool.submit(_address_rows, encoded.dictionary, clusters, features)
-        flows = pool.submit(_flow_codes, money_flows, encoded.dictionary) \
-            if money_flows is not None else None
-        address_row, (involved_cluster, involved_row) = rows.result()
-        member_cluster, member_alert = members.result()
-        flow_codes = flows.result() if flows is not None else None
-    return Links(
-        alert_row=address_row[alert_address], alert_address=alert_address,
-        addresses=encoded.dictionary,
-        member_cluster=member_cluster, member_alert=member_alert,
-        involved_cluster=involved_cluster, involved_row=involved_row,
-        reference_ms=_reference_ms(alerts), flow_codes=flow_codes,
-    )
 
 
 def _frame(columns: dict[str, np.ndarray], n: int) -> pd.DataFrame:
@@ -283,7 +178,7 @@ def _membership(clusters: pa.Table, links: Links, n_alerts: int) -> dict[str, np
 def _flow_stats(flows: pa.Table, links: Links) -> dict[str, np.ndarray]:
     """Money-flow aggregates per alert address (rows are directed pairs, one per counterparty)."""
     n = len(links.addresses)
-    out_code, in_code = links.flow_codes or _flow_codes(flows, links.addresses)
+    out_code, in_code = links.flow_codes or flow_codes(flows, links.addresses)
     usd, tx = _column(flows, "amount_usd_sum"), _column(flows, "tx_count")
     bidir = _column(flows, "is_bidirectional")
     stats = {

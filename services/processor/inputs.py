@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from services.processor.links import Links, link
 from shared import contract
 from shared.contract import ContractError
 from shared.storage import sha256_file
@@ -43,7 +44,11 @@ ALERT_COLUMNS = ("alert_id", "address", "typology_type", "severity", "suspected_
 
 @dataclass
 class Inputs:
-    """The validated tables of one date (alerts: feature columns only; flows: None if absent)."""
+    """The validated tables of one date (alerts: feature columns only; flows: None if absent).
+
+    links resolves their references to each other; resolving them is also where the
+    uniqueness of alerts.alert_id and features.address is checked (one hash table each).
+    """
 
     folder: Path
     alerts: pa.Table
@@ -51,6 +56,7 @@ class Inputs:
     clusters: pa.Table
     money_flows: pa.Table | None
     meta: dict
+    links: Links
 
 
 def read_meta(folder: Path) -> dict:
@@ -68,10 +74,11 @@ def read_meta(folder: Path) -> dict:
 
 
 def load_inputs(folder: Path | str) -> Inputs:
-    """Read and validate a date folder for processing, or raise ContractError naming the problem.
+    """Read, validate and link a date folder for processing, or raise ContractError naming
+    the problem.
 
     The files are read side by side: decoding is multi-threaded inside Arrow, but the
-    casts and key checks are not, so one file's checks overlap another's decoding.
+    casts and checks are not, so one file's checks overlap another's decoding.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -80,19 +87,21 @@ def load_inputs(folder: Path | str) -> Inputs:
     if not has_flows:
         log.warning("%s: optional %s is absent; money-flow features will be NaN",
                     folder, contract.MONEY_FLOWS_FILE)
-    reads = {
-        "alerts": (contract.ALERTS, ALERT_COLUMNS),
-        "features": (contract.FEATURES, FEATURE_COLUMNS),
-        "clusters": (contract.CLUSTERS, None),
-        **({"money_flows": (contract.MONEY_FLOWS, FLOW_COLUMNS)} if has_flows else {}),
+    reads = {  # (spec, columns, unique key checked here rather than by link)
+        "alerts": (contract.ALERTS, ALERT_COLUMNS, False),
+        "features": (contract.FEATURES, FEATURE_COLUMNS, False),
+        "clusters": (contract.CLUSTERS, None, True),
+        **({"money_flows": (contract.MONEY_FLOWS, FLOW_COLUMNS, True)} if has_flows else {}),
     }
     with ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="read") as pool:
-        futures = {name: pool.submit(contract.read_arrow, folder, spec, columns)
-                   for name, (spec, columns) in reads.items()}
+        futures = {name: pool.submit(contract.read_arrow, folder, spec, columns, unique)
+                   for name, (spec, columns, unique) in reads.items()}
         tables = {name: future.result() for name, future in futures.items()}
-    return Inputs(folder=folder, alerts=tables["alerts"], features=tables["features"],
-                  clusters=tables["clusters"], money_flows=tables.get("money_flows"),
-                  meta=read_meta(folder))
+    alerts, features, clusters = tables["alerts"], tables["features"], tables["clusters"]
+    flows = tables.get("money_flows")
+    return Inputs(folder=folder, alerts=alerts, features=features, clusters=clusters,
+                  money_flows=flows, meta=read_meta(folder),
+                  links=link(alerts, features, clusters, flows, folder))
 
 
 def alert_rows(inputs: Inputs, batch_rows: int = 131_072) -> Iterator[pa.Table]:

@@ -26,7 +26,7 @@ from typing import Callable
 import pyarrow as pa
 
 from services.processor import outputs
-from services.processor.features import alert_features, cluster_features, link
+from services.processor.features import alert_features, cluster_features
 from services.processor.inputs import alert_rows, batch_identity, checksums, load_inputs
 from services.processor.memory import disable_huge_pages
 from services.processor.models import Models, cpu_threads, load_models
@@ -63,19 +63,18 @@ class Steps:
 
 
 def _alert_features(inputs, steps: Steps):
-    """The alert feature frame and the links the cluster features reuse."""
+    """The alert feature frame."""
     with steps.step("features"):
-        links = link(inputs.alerts, inputs.features, inputs.clusters, inputs.money_flows)
         alerts = alert_features(inputs.alerts, inputs.features, inputs.clusters,
-                                inputs.money_flows, links)
+                                inputs.money_flows, inputs.links)
     log.info("%s: %d alert feature columns", steps.subject, alerts.shape[1])
-    return alerts, links
+    return alerts
 
 
-def _cluster_features(inputs, links, alerts, subject: str):
+def _cluster_features(inputs, alerts, subject: str):
     """The cluster feature frame; then the address and flow tables are dropped (peak RSS)."""
     clusters = cluster_features(inputs.clusters, inputs.alerts, inputs.features,
-                                inputs.money_flows, links, alerts)
+                                inputs.money_flows, inputs.links, alerts)
     inputs.features = inputs.money_flows = None
     pa.default_memory_pool().release_unused()  # hands their memory back to the OS
     log.info("%s: %d cluster feature columns", subject, clusters.shape[1])
@@ -102,12 +101,12 @@ def _pool(workers: int, name: str):
 
 def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> None:
     """Score with the three models and write the result files into folder."""
-    alerts, links = _alert_features(inputs, steps)
+    alerts = _alert_features(inputs, steps)
     scorer, ranker = models.alert_scorer, models.alert_ranker
     cluster_scorer = models.cluster_scorer
     n = inputs.alerts.num_rows
     with _pool(cpu_threads(), "predict") as predict, _pool(3, "write") as writers:
-        clustering = predict.submit(_cluster_features, inputs, links, alerts, steps.subject)
+        clustering = predict.submit(_cluster_features, inputs, alerts, steps.subject)
         matrix = RowMatrix(alerts, scorer)
         scoring = Prediction(predict, scorer, matrix)
         if ranker.features == scorer.features:  # the usual case: share the scorer's rows

@@ -190,3 +190,26 @@ def test_alert_without_address_fails_naming_it_and_leaves_the_old_result(input_d
                                             r"'address'"):
         process_batch(input_dir, published, DATE, models_dir=SHIPPED)
     assert snapshot(published) == before
+
+
+@pytest.mark.parametrize("file, key, row", [("alerts.parquet", "alert_id", -1),
+                                            ("alerts.parquet", "alert_id", 1),
+                                            ("features.parquet", "address", 7)])
+def test_duplicate_key_fails_naming_file_and_value_and_leaves_the_old_result(
+        input_dir, published, file, key, row):
+    """The processor checks these keys while resolving links: same message as the contract's."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = input_dir / DATE / file
+    table = pq.read_table(path)
+    values = table.column(key).to_pylist()
+    values[row] = values[0]
+    pq.write_table(table.set_column(table.schema.get_field_index(key), key,
+                                    pa.array(values, pa.string())), path)
+    before = snapshot(published)
+    with pytest.raises(ContractError, match=rf"{file}: 1 duplicate '{key}' value\(s\), "
+                                            rf"e\.g\. {values[0]}") as info:
+        process_batch(input_dir, published, DATE, models_dir=SHIPPED)
+    assert info.value.file == str(input_dir / DATE / file)
+    assert snapshot(published) == before

@@ -299,3 +299,16 @@ def test_null_or_empty_alert_address(folder, bad):
         return _set(t, "address", addresses, pa.string())
     _rewrite(folder / contract.ALERTS_FILE, change)
     _raises(folder, contract.ALERTS_FILE, "2 row(s) with null or empty 'address'")
+
+
+def test_positions_in_key_finds_queries_and_refuses_a_repeated_key():
+    table = pa.table({"id": pa.chunked_array([["a", "b"], ["c"]])})
+    queries = pa.chunked_array([["c", None, "x"], ["a", "a"]])
+    found = contract.positions_in_key(Path("t.parquet"), table, "id", queries)
+    assert found.tolist() == [2, -1, -1, 0, 0]
+    empty = contract.positions_in_key(Path("t.parquet"), table.slice(0, 0), "id", queries)
+    assert empty.tolist() == [-1] * 5
+    repeated = pa.table({"id": ["a", "b", "a", "c", "b"]})
+    with pytest.raises(ContractError, match=r"t\.parquet: 2 duplicate 'id' value\(s\), e\.g\. "
+                                            r"a, b"):
+        contract.positions_in_key(Path("t.parquet"), repeated, "id", pa.array(["a"]))
