@@ -107,19 +107,20 @@ def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> None
     n = inputs.alerts.num_rows
     with _pool(cpu_threads(), "predict") as predict, _pool(3, "write") as writers:
         clustering = predict.submit(_cluster_features, inputs, alerts, steps.subject)
-        matrix = RowMatrix(alerts, scorer)
+        matrix = RowMatrix(predict, alerts, scorer, group=True)
         scoring = Prediction(predict, scorer, matrix)
-        if ranker.features == scorer.features:  # the usual case: share the scorer's rows
-            ranking = Prediction(predict, ranker, matrix, after=scoring, raw=True)
-        else:
-            ranking = Prediction(predict, ranker, RowMatrix(alerts, ranker), raw=True)
+        if ranker.features != scorer.features:  # the usual case shares the scorer's rows
+            matrix = RowMatrix(predict, alerts, ranker, group=True)
+        ranking = Prediction(predict, ranker, matrix, raw=True)
         del alerts, matrix  # the predictions hold what they still need
         with steps.step("score_alerts"):
             scores = _checked(scorer, scoring.result(), n)
         pending = [writers.submit(outputs.write_scored_stream, alert_rows(inputs), scores,
                                   scorer.tag, folder / ALERTS_SCORED)]
         clusters = clustering.result()
-        cluster_scoring = Prediction(predict, cluster_scorer, RowMatrix(clusters, cluster_scorer))
+        # In the clusters' own order, so clusters_scored streams out chunk by chunk.
+        cluster_scoring = Prediction(predict, cluster_scorer,
+                                     RowMatrix(predict, clusters, cluster_scorer))
         del clusters
         with steps.step("rank_alerts"):
             ranks = _checked(ranker, outputs.sigmoid(ranking.result()), n)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -12,9 +13,13 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from services.processor.features import alert_features
+from services.processor.inputs import load_inputs
 from services.processor.models import load_models
-from services.processor.scoring import Prediction, RowMatrix
+from services.processor.scoring import PATH_TREES, Prediction, RowMatrix
+from shared.sample import write_input
 from tests.conftest import REPO
+from tests.sample_fixtures import small_batch
 
 N = 1_000
 CHUNK = 128  # 8 chunks, the last one partial
@@ -37,17 +42,32 @@ def frame(models):
     return pd.DataFrame(data)
 
 
+@pytest.fixture(scope="module")
+def sample_frame(tmp_path_factory):
+    """Real alert features of a generated batch, rows shuffled (no order to inherit)."""
+    folder = write_input(small_batch(n_alerts=N), tmp_path_factory.mktemp("sample"))
+    inputs = load_inputs(folder)
+    frame = alert_features(inputs.alerts, inputs.features, inputs.clusters, inputs.money_flows,
+                           inputs.links)
+    order = np.random.default_rng(5).permutation(len(frame))
+    return frame.iloc[order].reset_index(drop=True)
+
+
 def _bare(model, frame, raw=False):
     return model.booster.predict(model.matrix(frame), raw_score=raw, num_threads=2)
+
+
+def _first_leaves(model, frame):
+    return model.booster.predict(model.matrix(frame), pred_leaf=True, num_iteration=PATH_TREES)
 
 
 def test_chunked_scores_are_the_bytes_of_one_big_call(models, frame):
     scorer, ranker = models.alert_scorer, models.alert_ranker
     with ThreadPoolExecutor(2) as pool:
-        matrix = RowMatrix(frame, scorer)
-        scoring = Prediction(pool, scorer, matrix, chunk_rows=CHUNK)
-        ranking = Prediction(pool, ranker, matrix, after=scoring, raw=True, chunk_rows=CHUNK)
-        own = Prediction(pool, ranker, RowMatrix(frame, ranker), raw=True, chunk_rows=CHUNK)
+        matrix = RowMatrix(pool, frame, scorer, group=True, chunk_rows=CHUNK)
+        scoring = Prediction(pool, scorer, matrix)
+        ranking = Prediction(pool, ranker, matrix, raw=True)
+        own = Prediction(pool, ranker, RowMatrix(pool, frame, ranker, chunk_rows=CHUNK), raw=True)
         assert len(scoring.futures) == 8
         assert scoring.result().tobytes() == _bare(scorer, frame).tobytes()
         assert ranking.result().tobytes() == _bare(ranker, frame, raw=True).tobytes()
@@ -55,28 +75,65 @@ def test_chunked_scores_are_the_bytes_of_one_big_call(models, frame):
     assert np.array_equal(matrix.rows, scorer.matrix(frame), equal_nan=True)  # all rows filled
 
 
-def test_slices_follow_the_chunks_in_order(models, frame):
+def test_a_grouped_matrix_hands_out_every_row_once_in_leaf_order(models, sample_frame):
+    scorer, frame = models.alert_scorer, sample_frame
+    with ThreadPoolExecutor(2) as pool:
+        matrix = RowMatrix(pool, frame, scorer, group=True, chunk_rows=CHUNK)
+        # rows live in the calling thread's scratch buffer until its next chunk(): copy them
+        chunks = [(positions, rows.copy()) for positions, rows in map(matrix.chunk,
+                                                                      range(len(matrix.bounds)))]
+    order = np.concatenate([positions for positions, _ in chunks])
+    assert sorted(order.tolist()) == list(range(N)) and order.tolist() != list(range(N))
+    expected = scorer.matrix(frame)
+    for positions, rows in chunks:
+        assert np.array_equal(rows, expected[positions], equal_nan=True)
+    paths = [tuple(leaves) for leaves in _first_leaves(scorer, frame)[order]]
+    assert paths == sorted(paths)  # rows with the same first-tree paths come together
+
+
+def test_an_ungrouped_matrix_keeps_the_frame_order(models, frame):
+    with ThreadPoolExecutor(2) as pool:
+        matrix = RowMatrix(pool, frame, models.alert_scorer, chunk_rows=CHUNK)
+        positions, rows = matrix.chunk(1)
+    assert positions == slice(CHUNK, 2 * CHUNK) and not matrix.grouped
+    assert np.array_equal(rows, models.alert_scorer.matrix(frame)[CHUNK:2 * CHUNK],
+                          equal_nan=True)
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_slices_follow_the_table_rows_in_order(models, frame, group):
     table = pa.table({"row": np.arange(N)})
     with ThreadPoolExecutor(2) as pool:
-        scoring = Prediction(pool, models.alert_scorer, RowMatrix(frame, models.alert_scorer),
-                             chunk_rows=CHUNK)
+        scoring = Prediction(pool, models.alert_scorer,
+                             RowMatrix(pool, frame, models.alert_scorer, group, CHUNK))
         slices = list(scoring.slices(table))
     assert [s.num_rows for s in slices] == [CHUNK] * 7 + [N - 7 * CHUNK]
     assert pa.concat_tables(slices).column("row").to_pylist() == list(range(N))
 
 
-def test_no_rows_no_chunks(models, frame):
+@pytest.mark.parametrize("group", [False, True])
+def test_no_rows_no_chunks(models, frame, group):
     with ThreadPoolExecutor(2) as pool:
-        scoring = Prediction(pool, models.alert_scorer, RowMatrix(frame.iloc[:0],
-                                                                  models.alert_scorer))
+        scoring = Prediction(pool, models.alert_scorer,
+                             RowMatrix(pool, frame.iloc[:0], models.alert_scorer, group))
         assert scoring.futures == [] and scoring.result().shape == (0,)
 
 
 def test_a_failing_chunk_is_raised_by_result(models, frame):
     """The cluster scorer on the alert matrix: LightGBM refuses the feature count."""
     with ThreadPoolExecutor(2) as pool:
-        wrong = Prediction(pool, models.cluster_scorer, RowMatrix(frame, models.alert_scorer),
-                           chunk_rows=CHUNK)
+        wrong = Prediction(pool, models.cluster_scorer,
+                           RowMatrix(pool, frame, models.alert_scorer, chunk_rows=CHUNK))
+        with pytest.raises(lightgbm.basic.LightGBMError, match="number of features"):
+            wrong.result()
+
+
+def test_a_failing_grouping_is_raised_by_result(models, frame):
+    """A model whose trees do not fit its feature list fails while grouping the rows."""
+    alert, cluster = models.alert_scorer, models.cluster_scorer
+    mismatched = dataclasses.replace(alert, booster=cluster.booster)
+    with ThreadPoolExecutor(2) as pool:
+        wrong = Prediction(pool, alert, RowMatrix(pool, frame, mismatched, True, CHUNK))
         with pytest.raises(lightgbm.basic.LightGBMError, match="number of features"):
             wrong.result()
 
