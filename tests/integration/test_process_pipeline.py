@@ -170,3 +170,19 @@ def test_alert_rows_match_a_full_read_across_batches(input_dir):
 
 def _concat(tables):
     return pa.concat_tables(tables).combine_chunks()
+
+
+def test_result_columns_use_dictionaries_and_statistics_only_where_they_pay(published):
+    output_dir, _ = published
+    for name, key, text in ((storage.ALERTS_SCORED, "alert_id", "description"),
+                            (storage.CLUSTERS_SCORED, "cluster_id", "related_alert_ids"),
+                            (storage.ALERTS_RANKED, "alert_id", None)):
+        group = pq.ParquetFile(output_dir / DATE / name).metadata.row_group(0)
+        chunks = {group.column(i).path_in_schema.split(".")[0]: group.column(i)
+                  for i in range(group.num_columns)}
+        dictionary = {c for c, chunk in chunks.items() if "RLE_DICTIONARY" in chunk.encodings}
+        assert "score" not in dictionary and key not in dictionary, name
+        assert "model_version" in dictionary, name
+        assert chunks["score"].is_stats_set and chunks[key].is_stats_set, name
+        if text:
+            assert not chunks[text].is_stats_set, name
