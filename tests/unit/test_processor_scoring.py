@@ -89,6 +89,15 @@ def test_a_grouped_matrix_hands_out_every_row_once_in_leaf_order(models, sample_
         assert np.array_equal(rows, expected[positions], equal_nan=True)
     paths = [tuple(leaves) for leaves in _first_leaves(scorer, frame)[order]]
     assert paths == sorted(paths)  # rows with the same first-tree paths come together
+    lead = int(np.argmax(scorer.booster.feature_importance("gain")))
+    values = expected[order, lead]
+    runs = 0
+    for path in set(paths):  # within one path: by the most important feature, NaN last
+        run = values[[i for i, p in enumerate(paths) if p == path]]
+        known = run[~np.isnan(run)]
+        assert np.all(np.diff(known) >= 0) and not np.isnan(run[:len(known)]).any()
+        runs += len(run) > 1 and len(np.unique(known)) > 1
+    assert runs > 0  # the second key was exercised
 
 
 def test_an_ungrouped_matrix_keeps_the_frame_order(models, frame):
