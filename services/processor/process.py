@@ -30,7 +30,7 @@ from services.processor.features import alert_features, cluster_features
 from services.processor.inputs import alert_rows, batch_identity, checksums, load_inputs
 from services.processor.memory import disable_huge_pages
 from services.processor.models import Models, cpu_threads, load_models
-from services.processor.scoring import Prediction, RowMatrix
+from services.processor.scoring import ALL_ROWS, EACH_CHUNK, Prediction, RowMatrix
 from shared.settings import Settings
 from shared.storage import (ALERTS_RANKED, ALERTS_SCORED, CLUSTERS_SCORED, METADATA, date_dir,
                             parse_date, publish, staging_dir)
@@ -107,10 +107,10 @@ def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> None
     n = inputs.alerts.num_rows
     with _pool(cpu_threads(), "predict") as predict, _pool(3, "write") as writers:
         clustering = predict.submit(_cluster_features, inputs, alerts, steps.subject)
-        matrix = RowMatrix(predict, alerts, scorer, group=True)
+        matrix = RowMatrix(predict, alerts, scorer, ALL_ROWS)
         scoring = Prediction(predict, scorer, matrix)
         if ranker.features != scorer.features:  # the usual case shares the scorer's rows
-            matrix = RowMatrix(predict, alerts, ranker, group=True)
+            matrix = RowMatrix(predict, alerts, ranker, ALL_ROWS)
         ranking = Prediction(predict, ranker, matrix, raw=True)
         del alerts, matrix  # the predictions hold what they still need
         with steps.step("score_alerts"):
@@ -118,9 +118,9 @@ def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> None
         pending = [writers.submit(outputs.write_scored_stream, alert_rows(inputs), scores,
                                   scorer.tag, folder / ALERTS_SCORED)]
         clusters = clustering.result()
-        # In the clusters' own order, so clusters_scored streams out chunk by chunk.
+        # Grouped within chunks only, so clusters_scored streams out chunk by chunk.
         cluster_scoring = Prediction(predict, cluster_scorer,
-                                     RowMatrix(predict, clusters, cluster_scorer))
+                                     RowMatrix(predict, clusters, cluster_scorer, EACH_CHUNK))
         del clusters
         with steps.step("rank_alerts"):
             ranks = _checked(ranker, outputs.sigmoid(ranking.result()), n)

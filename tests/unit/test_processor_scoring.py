@@ -16,7 +16,7 @@ import pytest
 from services.processor.features import alert_features
 from services.processor.inputs import load_inputs
 from services.processor.models import load_models
-from services.processor.scoring import PATH_TREES, Prediction, RowMatrix
+from services.processor.scoring import ALL_ROWS, EACH_CHUNK, PATH_TREES, Prediction, RowMatrix
 from shared.sample import write_input
 from tests.conftest import REPO
 from tests.sample_fixtures import small_batch
@@ -64,21 +64,39 @@ def _first_leaves(model, frame):
 def test_chunked_scores_are_the_bytes_of_one_big_call(models, frame):
     scorer, ranker = models.alert_scorer, models.alert_ranker
     with ThreadPoolExecutor(2) as pool:
-        matrix = RowMatrix(pool, frame, scorer, group=True, chunk_rows=CHUNK)
+        matrix = RowMatrix(pool, frame, scorer, ALL_ROWS, chunk_rows=CHUNK)
         scoring = Prediction(pool, scorer, matrix)
         ranking = Prediction(pool, ranker, matrix, raw=True)
         own = Prediction(pool, ranker, RowMatrix(pool, frame, ranker, chunk_rows=CHUNK), raw=True)
+        local = Prediction(pool, scorer, RowMatrix(pool, frame, scorer, EACH_CHUNK, CHUNK))
         assert len(scoring.futures) == 8
         assert scoring.result().tobytes() == _bare(scorer, frame).tobytes()
         assert ranking.result().tobytes() == _bare(ranker, frame, raw=True).tobytes()
         assert own.result().tobytes() == ranking.result().tobytes()
+        assert local.result().tobytes() == scoring.result().tobytes()
     assert np.array_equal(matrix.rows, scorer.matrix(frame), equal_nan=True)  # all rows filled
 
 
-def test_a_grouped_matrix_hands_out_every_row_once_in_leaf_order(models, sample_frame):
+def _check_path_order(model, frame, positions):
+    """Rows by first-tree leaf path, then by the highest-gain feature (NaN last)."""
+    paths = [tuple(leaves) for leaves in _first_leaves(model, frame)[positions]]
+    assert paths == sorted(paths)  # rows with the same first-tree paths come together
+    lead = int(np.argmax(model.booster.feature_importance("gain")))
+    values = model.matrix(frame)[positions, lead]
+    runs = 0
+    for path in set(paths):
+        run = values[[i for i, p in enumerate(paths) if p == path]]
+        known = run[~np.isnan(run)]
+        assert np.all(np.diff(known) >= 0) and not np.isnan(run[:len(known)]).any()
+        runs += len(run) > 1 and len(np.unique(known)) > 1
+    return runs
+
+
+@pytest.mark.parametrize("group", [ALL_ROWS, EACH_CHUNK])
+def test_a_grouped_matrix_hands_out_every_row_once_in_leaf_order(models, sample_frame, group):
     scorer, frame = models.alert_scorer, sample_frame
     with ThreadPoolExecutor(2) as pool:
-        matrix = RowMatrix(pool, frame, scorer, group=True, chunk_rows=CHUNK)
+        matrix = RowMatrix(pool, frame, scorer, group, chunk_rows=CHUNK)
         # rows live in the calling thread's scratch buffer until its next chunk(): copy them
         chunks = [(positions, rows.copy()) for positions, rows in map(matrix.chunk,
                                                                       range(len(matrix.bounds)))]
@@ -87,29 +105,29 @@ def test_a_grouped_matrix_hands_out_every_row_once_in_leaf_order(models, sample_
     expected = scorer.matrix(frame)
     for positions, rows in chunks:
         assert np.array_equal(rows, expected[positions], equal_nan=True)
-    paths = [tuple(leaves) for leaves in _first_leaves(scorer, frame)[order]]
-    assert paths == sorted(paths)  # rows with the same first-tree paths come together
-    lead = int(np.argmax(scorer.booster.feature_importance("gain")))
-    values = expected[order, lead]
-    runs = 0
-    for path in set(paths):  # within one path: by the most important feature, NaN last
-        run = values[[i for i, p in enumerate(paths) if p == path]]
-        known = run[~np.isnan(run)]
-        assert np.all(np.diff(known) >= 0) and not np.isnan(run[:len(known)]).any()
-        runs += len(run) > 1 and len(np.unique(known)) > 1
-    assert runs > 0  # the second key was exercised
+    if group == ALL_ROWS:
+        assert _check_path_order(scorer, frame, order) > 0  # the second key was exercised
+    else:
+        for (start, stop), (positions, _) in zip(matrix.bounds, chunks):
+            assert sorted(positions.tolist()) == list(range(start, stop))
+            _check_path_order(scorer, frame, positions)
+
+
+def test_an_unknown_grouping_is_refused(models, frame):
+    with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError, match="group must be None"):
+        RowMatrix(pool, frame, models.alert_scorer, "sorted")
 
 
 def test_an_ungrouped_matrix_keeps_the_frame_order(models, frame):
     with ThreadPoolExecutor(2) as pool:
         matrix = RowMatrix(pool, frame, models.alert_scorer, chunk_rows=CHUNK)
         positions, rows = matrix.chunk(1)
-    assert positions == slice(CHUNK, 2 * CHUNK) and not matrix.grouped
+    assert positions == slice(CHUNK, 2 * CHUNK) and matrix.streams
     assert np.array_equal(rows, models.alert_scorer.matrix(frame)[CHUNK:2 * CHUNK],
                           equal_nan=True)
 
 
-@pytest.mark.parametrize("group", [False, True])
+@pytest.mark.parametrize("group", [None, ALL_ROWS, EACH_CHUNK])
 def test_slices_follow_the_table_rows_in_order(models, frame, group):
     table = pa.table({"row": np.arange(N)})
     with ThreadPoolExecutor(2) as pool:
@@ -120,7 +138,7 @@ def test_slices_follow_the_table_rows_in_order(models, frame, group):
     assert pa.concat_tables(slices).column("row").to_pylist() == list(range(N))
 
 
-@pytest.mark.parametrize("group", [False, True])
+@pytest.mark.parametrize("group", [None, ALL_ROWS, EACH_CHUNK])
 def test_no_rows_no_chunks(models, frame, group):
     with ThreadPoolExecutor(2) as pool:
         scoring = Prediction(pool, models.alert_scorer,
@@ -142,7 +160,7 @@ def test_a_failing_grouping_is_raised_by_result(models, frame):
     alert, cluster = models.alert_scorer, models.cluster_scorer
     mismatched = dataclasses.replace(alert, booster=cluster.booster)
     with ThreadPoolExecutor(2) as pool:
-        wrong = Prediction(pool, alert, RowMatrix(pool, frame, mismatched, True, CHUNK))
+        wrong = Prediction(pool, alert, RowMatrix(pool, frame, mismatched, ALL_ROWS, CHUNK))
         with pytest.raises(lightgbm.basic.LightGBMError, match="number of features"):
             wrong.result()
 
