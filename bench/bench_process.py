@@ -29,6 +29,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from queue import Empty
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -103,7 +104,14 @@ def in_child(target, *args):
     queue = ctx.Queue()
     child = ctx.Process(target=target, args=(*args, queue))
     child.start()
-    result = queue.get()
+    while True:  # a child that dies before reporting must not leave us waiting forever
+        try:
+            result = queue.get(timeout=5)
+            break
+        except Empty:
+            if not child.is_alive():
+                sys.exit(f"benchmark child {target.__name__} died with exit code "
+                         f"{child.exitcode} before reporting")
     child.join()
     if child.exitcode != 0:
         sys.exit(f"benchmark child {target.__name__} failed with exit code {child.exitcode}")

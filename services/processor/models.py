@@ -111,6 +111,7 @@ class Model:
     sidecar: dict
     path: Path
     _warned: set = field(default_factory=set, repr=False)
+    _firsts: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def tag(self) -> str:
@@ -125,6 +126,22 @@ class Model:
             self._warned.update(missing)
             log.warning("%s: %d feature column(s) absent, using NaN: %s",
                         self.tag, len(missing), ", ".join(missing))
+
+    def first_trees(self, trees: int):
+        """The model's first `trees` trees as a booster of their own (built once, then kept).
+
+        LightGBM stores how many trees to predict with in the booster itself, set by
+        every predict call: a short prediction (e.g. leaves of the first trees) on the
+        booster that another thread is predicting with in full would cut that prediction
+        short or write past its own output. A separate booster shares nothing. Call it
+        from one thread (the first call builds it).
+        """
+        if trees not in self._firsts:
+            import lightgbm
+
+            text = self.booster.model_to_string(num_iteration=trees)
+            self._firsts[trees] = lightgbm.Booster(model_str=text)
+        return self._firsts[trees]
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         """The frame's columns in the model's saved order; a missing one is NaN, logged once."""

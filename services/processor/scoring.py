@@ -66,7 +66,7 @@ class RowMatrix:
         self.group = group
         self.rows = np.empty((n, len(model.features)), dtype=np.float32)
         self.bounds = [(start, min(start + chunk_rows, n)) for start in range(0, n, chunk_rows)]
-        booster = model.booster if group else None
+        booster = model.first_trees(PATH_TREES) if group else None  # never model.booster
         self._lead = int(np.argmax(model.booster.feature_importance("gain"))) if group else 0
         self._filled = [pool.submit(self._fill, sources, start, stop, booster)
                         for start, stop in self.bounds]
@@ -84,7 +84,7 @@ class RowMatrix:
         rows = fill_rows(self.rows, sources, start, stop)
         if booster is None:
             return None
-        leaves = booster.predict(rows, pred_leaf=True, num_iteration=PATH_TREES, num_threads=1)
+        leaves = booster.predict(rows, pred_leaf=True, num_threads=1)
         return np.asarray(leaves, dtype=np.int32).reshape(len(rows), -1)
 
     def _order_all(self) -> np.ndarray:

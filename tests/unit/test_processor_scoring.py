@@ -113,6 +113,40 @@ def test_a_grouped_matrix_hands_out_every_row_once_in_leaf_order(models, sample_
             _check_path_order(scorer, frame, positions)
 
 
+class _Recording:
+    """A booster that records the keyword arguments of every predict call made on it."""
+
+    def __init__(self, booster):
+        self.booster, self.calls = booster, []
+
+    def predict(self, rows, **options):
+        self.calls.append(options)
+        return self.booster.predict(rows, **options)
+
+    def __getattr__(self, name):
+        return getattr(self.booster, name)
+
+
+@pytest.mark.parametrize("group", [ALL_ROWS, EACH_CHUNK])
+def test_leaves_never_come_from_the_booster_that_predicts(models, frame, group):
+    """LightGBM keeps the tree count of the last predict call in the booster: a leaf call
+    over 3 trees beside a full prediction on the same booster cut it short or crashed."""
+    scorer = models.cluster_scorer
+    recording = dataclasses.replace(scorer, booster=_Recording(scorer.booster))
+    cluster_frame = pd.DataFrame({name: frame.iloc[:, i % frame.shape[1]].to_numpy()
+                                  for i, name in enumerate(scorer.features)})
+    with ThreadPoolExecutor(2) as pool:
+        scores = Prediction(pool, recording, RowMatrix(pool, cluster_frame, recording, group,
+                                                       chunk_rows=16)).result()
+    assert recording.booster.calls and all("pred_leaf" not in call
+                                           for call in recording.booster.calls)
+    assert scores.tobytes() == _bare(scorer, cluster_frame).tobytes()
+    first = recording.first_trees(PATH_TREES)
+    assert first is not scorer.booster and first.num_trees() == PATH_TREES
+    assert np.array_equal(first.predict(scorer.matrix(cluster_frame), pred_leaf=True),
+                          _first_leaves(scorer, cluster_frame))
+
+
 def test_an_unknown_grouping_is_refused(models, frame):
     with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError, match="group must be None"):
         RowMatrix(pool, frame, models.alert_scorer, "sorted")
