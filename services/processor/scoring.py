@@ -48,6 +48,13 @@ def _path_order(leaves: np.ndarray, lead: np.ndarray) -> np.ndarray:
     return np.lexsort([lead, *leaves.T[::-1]])
 
 
+def path_order(model: Model, rows: np.ndarray) -> np.ndarray:
+    """The order in which a grouped matrix predicts these rows (all at once, one thread)."""
+    leaves = model.first_trees(PATH_TREES).predict(rows, pred_leaf=True, num_threads=1)
+    lead = int(np.argmax(model.booster.feature_importance("gain")))
+    return _path_order(np.asarray(leaves).reshape(len(rows), -1), rows[:, lead])
+
+
 class RowMatrix:
     """A frame's columns in a model's feature order, as a C-order float32 matrix.
 

@@ -16,7 +16,8 @@ import pytest
 from services.processor.features import alert_features
 from services.processor.inputs import load_inputs
 from services.processor.models import load_models
-from services.processor.scoring import ALL_ROWS, EACH_CHUNK, PATH_TREES, Prediction, RowMatrix
+from services.processor.scoring import (ALL_ROWS, EACH_CHUNK, PATH_TREES, Prediction, RowMatrix,
+                                        path_order)
 from shared.sample import write_input
 from tests.conftest import REPO
 from tests.sample_fixtures import small_batch
@@ -145,6 +146,15 @@ def test_leaves_never_come_from_the_booster_that_predicts(models, frame, group):
     assert first is not scorer.booster and first.num_trees() == PATH_TREES
     assert np.array_equal(first.predict(scorer.matrix(cluster_frame), pred_leaf=True),
                           _first_leaves(scorer, cluster_frame))
+
+
+def test_path_order_is_the_order_a_matrix_grouped_over_all_rows_predicts_in(models,
+                                                                           sample_frame):
+    scorer = models.alert_scorer
+    with ThreadPoolExecutor(2) as pool:
+        matrix = RowMatrix(pool, sample_frame, scorer, ALL_ROWS, chunk_rows=CHUNK)
+        order = np.concatenate([matrix.chunk(index)[0] for index in range(len(matrix.bounds))])
+    assert order.tolist() == path_order(scorer, scorer.matrix(sample_frame)).tolist()
 
 
 def test_an_unknown_grouping_is_refused(models, frame):
