@@ -399,7 +399,9 @@ def iter_arrow(folder: Path, spec: TableSpec, batch_rows: int = 131_072,
     per_batch = replace(spec, key=None, non_empty=False,
                         required=spec.required if columns is None else ())
     try:
-        for batch in pq.ParquetFile(path, memory_map=True).iter_batches(batch_size=batch_rows, columns=columns):
+        batches = pq.ParquetFile(path, memory_map=True).iter_batches(batch_size=batch_rows,
+                                                                     columns=columns)
+        for batch in batches:
             yield clean_arrow(path, pa.Table.from_batches([batch]), per_batch)
     except (pa.ArrowException, OSError) as exc:
         raise ContractError(path, f"not a readable parquet file ({exc})") from exc

@@ -48,11 +48,20 @@ def _path_order(leaves: np.ndarray, lead: np.ndarray) -> np.ndarray:
     return np.lexsort([lead, *leaves.T[::-1]])
 
 
+def _leaves(first_trees, rows: np.ndarray) -> np.ndarray:
+    """Each row's leaf in each of the first trees (a booster of those trees only)."""
+    leaves = first_trees.predict(rows, pred_leaf=True, num_threads=1)
+    return np.asarray(leaves, dtype=np.int32).reshape(len(rows), -1)
+
+
+def _lead(model: Model) -> int:
+    """Column of the model's most important feature (highest total gain)."""
+    return int(np.argmax(model.booster.feature_importance("gain")))
+
+
 def path_order(model: Model, rows: np.ndarray) -> np.ndarray:
     """The order in which a grouped matrix predicts these rows (all at once, one thread)."""
-    leaves = model.first_trees(PATH_TREES).predict(rows, pred_leaf=True, num_threads=1)
-    lead = int(np.argmax(model.booster.feature_importance("gain")))
-    return _path_order(np.asarray(leaves).reshape(len(rows), -1), rows[:, lead])
+    return _path_order(_leaves(model.first_trees(PATH_TREES), rows), rows[:, _lead(model)])
 
 
 class RowMatrix:
@@ -74,7 +83,7 @@ class RowMatrix:
         self.rows = np.empty((n, len(model.features)), dtype=np.float32)
         self.bounds = [(start, min(start + chunk_rows, n)) for start in range(0, n, chunk_rows)]
         booster = model.first_trees(PATH_TREES) if group else None  # never model.booster
-        self._lead = int(np.argmax(model.booster.feature_importance("gain"))) if group else 0
+        self._lead = _lead(model) if group else 0
         self._filled = [pool.submit(self._fill, sources, start, stop, booster)
                         for start, stop in self.bounds]
         # Submitted after the fills (the pool is first in, first out): it never waits on a
@@ -89,10 +98,7 @@ class RowMatrix:
 
     def _fill(self, sources: list, start: int, stop: int, booster) -> np.ndarray | None:
         rows = fill_rows(self.rows, sources, start, stop)
-        if booster is None:
-            return None
-        leaves = booster.predict(rows, pred_leaf=True, num_threads=1)
-        return np.asarray(leaves, dtype=np.int32).reshape(len(rows), -1)
+        return None if booster is None else _leaves(booster, rows)
 
     def _order_all(self) -> np.ndarray:
         paths = [future.result() for future in self._filled]
