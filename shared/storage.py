@@ -101,11 +101,16 @@ def staging_dir(target: Path) -> Iterator[Path]:
         raise
 
 
+def fsync_file(path: Path) -> None:
+    """Flush a written file's data to disk (cheap when nothing of it is still dirty)."""
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
 def _fsync_tree(path: Path) -> None:
     for child in path.iterdir():
         if child.is_file():
-            with open(child, "rb") as handle:
-                os.fsync(handle.fileno())
+            fsync_file(child)
     _fsync_dir(path)
 
 

@@ -12,6 +12,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from shared.storage import fsync_file
+
 # Fixed writer options: the same table always gives the same bytes.
 PARQUET_OPTIONS = {
     "compression": "zstd", "compression_level": 1, "version": "2.6",
@@ -88,8 +90,13 @@ def ranked(alert_ids, scores: np.ndarray, tag: str) -> pa.Table:
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:
-    """Write a table with the fixed options (deterministic bytes)."""
+    """Write a table with the fixed options (deterministic bytes), flushed to disk.
+
+    Each result file is synced by its writer thread as soon as it is complete, while
+    the other results are still being computed, so publishing has little left to sync.
+    """
     pq.write_table(table, path, **PARQUET_OPTIONS, **column_options(table.schema))
+    fsync_file(path)
 
 
 def write_scored_stream(batches: Iterator[pa.Table], scores: np.ndarray, tag: str,
@@ -109,6 +116,7 @@ def write_scored_stream(batches: Iterator[pa.Table], scores: np.ndarray, tag: st
             writer.close()
     if offset != len(scores):
         raise ScoreError(f"{tag}: {len(scores)} scores for {offset} rows of {path.name}")
+    fsync_file(path)  # see write_parquet
 
 
 def utc_timestamp() -> str:
