@@ -19,6 +19,7 @@ PARQUET_OPTIONS = {
     "compression": "zstd", "compression_level": 1, "version": "2.6",
     "data_page_size": 1 << 20, "row_group_size": 1 << 20, "store_schema": True,
 }
+STREAM_GROUP_ROWS = 131_072  # row group of a streamed result file (alerts_scored, clusters_scored)
 SCORE = "score"
 MODEL_VERSION = "model_version"
 KEYS = ("alert_id", "cluster_id")  # unique in every file that has them
@@ -99,18 +100,36 @@ def write_parquet(table: pa.Table, path: Path) -> None:
     fsync_file(path)
 
 
+def _row_groups(tables: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:
+    """The tables' rows re-cut into tables of `rows` rows (the last may have fewer).
+
+    Each comes out as one chunk per column, so a file's row groups and pages do not
+    depend on how its rows arrived (prediction chunks vary with the core count).
+    """
+    held, count = [], 0
+    for table in tables:
+        held.append(table)
+        count += table.num_rows
+        while count >= rows:
+            joined = pa.concat_tables(held)
+            yield joined.slice(0, rows).combine_chunks()
+            held, count = [joined.slice(rows)], count - rows
+    if count:
+        yield pa.concat_tables(held).combine_chunks()
+
+
 def write_scored_stream(batches: Iterator[pa.Table], scores: np.ndarray, tag: str,
-                        path: Path) -> None:
-    """Write input batches with their slice of the scores appended, one batch at a time."""
+                        path: Path, group_rows: int = STREAM_GROUP_ROWS) -> None:
+    """Write input batches with their slice of the scores appended, a row group at a time."""
     options = {k: v for k, v in PARQUET_OPTIONS.items() if k != "row_group_size"}
     writer, offset = None, 0
     try:
-        for batch in batches:
-            table = with_scores(batch, scores[offset:offset + batch.num_rows], tag)
-            offset += batch.num_rows
+        for group in _row_groups(batches, group_rows):
+            table = with_scores(group, scores[offset:offset + group.num_rows], tag)
+            offset += group.num_rows
             writer = writer or pq.ParquetWriter(path, table.schema, **options,
                                                 **column_options(table.schema))
-            writer.write_table(table, row_group_size=PARQUET_OPTIONS["row_group_size"])
+            writer.write_table(table, row_group_size=group_rows)
     finally:
         if writer is not None:
             writer.close()
