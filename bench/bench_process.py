@@ -108,13 +108,14 @@ def _process_order(models, role: str, matrix):
     the cluster scorer's within each chunk of clusters."""
     import numpy as np
 
-    from services.processor.scoring import CHUNK_ROWS, path_order
+    from services.processor.models import cpu_threads
+    from services.processor.scoring import balanced_rows, path_order
 
     if role != "cluster_scorer":
         return path_order(models.alert_scorer, matrix)
-    model = models.cluster_scorer
-    return np.concatenate([start + path_order(model, matrix[start:start + CHUNK_ROWS])
-                           for start in range(0, len(matrix), CHUNK_ROWS)])
+    model, rows = models.cluster_scorer, balanced_rows(len(matrix), cpu_threads())
+    return np.concatenate([start + path_order(model, matrix[start:start + rows])
+                           for start in range(0, len(matrix), rows)])
 
 
 def in_child(target, *args):

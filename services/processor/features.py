@@ -259,6 +259,11 @@ def _cluster_members(alert_frame: pd.DataFrame, links: Links, n: int) -> dict[st
     return cols
 
 
+def cluster_address_columns(features: pa.Table) -> pa.Table:
+    """Only the address feature columns that cluster features summarise."""
+    return features.select([c for c in CLUSTER_ADDRESS_COLUMNS if c in features.column_names])
+
+
 def _cluster_addresses(features: pa.Table, links: Links, n: int) -> dict[str, np.ndarray]:
     """Statistics over the involved addresses that have a features row."""
     group, row = links.involved_cluster, links.involved_row

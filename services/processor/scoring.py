@@ -24,6 +24,9 @@ and lets a result stream out chunk by chunk in the frame's order.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Iterator
@@ -36,16 +39,57 @@ from services.processor.models import Model, column_sources, fill_rows
 
 CHUNK_ROWS = 65_536  # 25 MB of a 97-feature float32 matrix: fine-grained, still cheap per call
 PATH_TREES = 3  # leaves of the first trees that group the rows (more trees: no further gain)
+PREDICTOR_NICENESS = 5  # predictor threads yield to the writers (yield_to_others)
 ALL_ROWS = "all"  # group over the whole matrix: the best order, known once every chunk is filled
 EACH_CHUNK = "chunk"  # group within each chunk: chunk i still holds rows bounds[i] only
 
 
-def _path_order(leaves: np.ndarray, lead: np.ndarray) -> np.ndarray:
-    """Row order by leaf path (first tree first), then by the lead feature's value.
+def yield_to_others() -> None:
+    """Give the calling (predictor) thread a lower priority than the process's other threads.
 
-    lexsort's last key sorts first; it is stable, so full ties keep the frame's order.
+    Predictions are the elastic work: the result writers and the input hashing then run
+    as soon as they have something to do and finish beside the predictions, instead of
+    sharing the cores evenly and ending after the last one. Linux sets niceness per
+    thread; elsewhere, or where it is refused, nothing changes.
     """
-    return np.lexsort([lead, *leaves.T[::-1]])
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PREDICTOR_NICENESS)
+
+
+def balanced_rows(n: int, threads: int, most: int = CHUNK_ROWS) -> int:
+    """Rows per chunk for n rows: at most `most`, in a chunk count the threads share evenly.
+
+    Each predictor thread then gets as many chunks of about the same cost, so the last
+    prediction does not leave one core idle while the other finishes an extra chunk.
+    """
+    chunks = -(-n // most)
+    chunks = -(-chunks // threads) * threads
+    return max(-(-n // chunks), 1) if chunks else most
+
+
+def _ordered_bits(values: np.ndarray) -> np.ndarray:
+    """float32 values as uint64 whose integer order is the values' order, NaN last."""
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    ordered = np.where(bits >> 31, ~bits, bits | np.uint32(1 << 31))  # negatives reversed
+    ordered[np.isnan(values)] = np.uint32(0xFFFFFFFF)
+    return ordered.astype(np.uint64)
+
+
+def _path_order(leaves: np.ndarray, lead: np.ndarray) -> np.ndarray:
+    """Row order by leaf path (first tree first), then by the lead feature's value (NaN last).
+
+    Stable: full ties keep the frame's order. The path and the lead's bits are packed
+    into one uint64 key where they fit: sorting it takes 0.09 s at 1M rows, a lexsort of
+    the separate keys 0.22 s, and no prediction can start before the order is known.
+    """
+    bits = max(int(leaves.max(initial=0)).bit_length(), 1)
+    path = np.zeros(len(leaves), dtype=np.uint64)
+    for column in leaves.T:
+        path = (path << np.uint64(bits)) | column.astype(np.uint64)
+    if bits * leaves.shape[1] > 32:  # models with very many leaves: two keys
+        return np.lexsort([lead, path])
+    return np.argsort((path << np.uint64(32)) | _ordered_bits(lead), kind="stable")
 
 
 def _leaves(first_trees, rows: np.ndarray) -> np.ndarray:

@@ -186,3 +186,27 @@ def test_result_columns_use_dictionaries_and_statistics_only_where_they_pay(publ
         assert chunks["score"].is_stats_set and chunks[key].is_stats_set, name
         if text:
             assert not chunks[text].is_stats_set, name
+
+
+def test_published_scores_are_a_plain_prediction_on_all_the_features(input_dir, models,
+                                                                    published):
+    """Chunks, row grouping, the trimmed address table and streamed writes change nothing:
+    the scores are one Booster.predict over features built from the whole input."""
+    from services.processor.features import alert_features, cluster_features
+    from services.processor.inputs import load_inputs
+    from services.processor.outputs import sigmoid
+
+    output_dir, _ = published
+    inputs = load_inputs(input_dir / DATE)
+    alerts = alert_features(inputs.alerts, inputs.features, inputs.clusters, inputs.money_flows,
+                            inputs.links)
+    clusters = cluster_features(inputs.clusters, inputs.alerts, inputs.features,
+                                inputs.money_flows, inputs.links, alerts)
+    scored = pq.read_table(output_dir / DATE / storage.ALERTS_SCORED).column("score")
+    assert scored.to_numpy().tobytes() == models.alert_scorer.predict(alerts).tobytes()
+    ranked = _read(output_dir, storage.ALERTS_RANKED).set_index("alert_id")["score"]
+    ranker = sigmoid(models.alert_ranker.predict(alerts, raw=True))
+    ids = inputs.alerts.column("alert_id").to_pylist()
+    assert ranked.loc[ids].to_numpy().tobytes() == ranker.tobytes()
+    clustered = pq.read_table(output_dir / DATE / storage.CLUSTERS_SCORED).column("score")
+    assert clustered.to_numpy().tobytes() == models.cluster_scorer.predict(clusters).tobytes()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import lightgbm
@@ -16,8 +18,9 @@ import pytest
 from services.processor.features import alert_features
 from services.processor.inputs import load_inputs
 from services.processor.models import load_models
-from services.processor.scoring import (ALL_ROWS, EACH_CHUNK, PATH_TREES, Prediction, RowMatrix,
-                                        path_order)
+from services.processor.scoring import (ALL_ROWS, CHUNK_ROWS, EACH_CHUNK, PATH_TREES,
+                                        PREDICTOR_NICENESS, Prediction, RowMatrix, _path_order,
+                                        balanced_rows, path_order, yield_to_others)
 from shared.sample import write_input
 from tests.conftest import REPO
 from tests.sample_fixtures import small_batch
@@ -219,3 +222,40 @@ def test_processor_turns_transparent_huge_pages_off_for_its_own_process():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["False", "True", "True", "True"]
+
+
+@pytest.mark.parametrize("leaf_count", [31, 5000])  # packed into one key; too wide: two keys
+def test_path_order_is_a_stable_sort_by_leaves_then_lead_nan_last(leaf_count):
+    rng = np.random.default_rng(7)
+    leaves = rng.integers(0, leaf_count, (5000, PATH_TREES)).astype(np.int32)
+    leaves[::3] = leaves[0]  # many full ties on the path
+    lead = rng.choice([-2.5, -1e-30, 0.5, 3.0, 1e30, np.inf, -np.inf, np.nan], 5000)
+    lead = lead.astype(np.float32)
+    expected = np.lexsort([lead, *leaves.T[::-1]])  # stable; NaN sorts last
+    assert _path_order(leaves, lead).tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("rows,threads", [(1_000_000, 2), (324_097, 2), (324_097, 4),
+                                          (65_537, 2), (100, 2), (5, 8), (1, 1)])
+def test_balanced_rows_give_every_thread_as_many_chunks(rows, threads):
+    size = balanced_rows(rows, threads, most=65_536)
+    chunks = -(-rows // size)
+    assert size <= 65_536
+    assert chunks % threads == 0 or chunks < threads or size == 1
+    assert (chunks - 1) * size < rows <= chunks * size  # every row in exactly one chunk
+
+
+def test_no_rows_still_give_a_chunk_size():
+    assert balanced_rows(0, 2) == CHUNK_ROWS
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux")
+def test_predictor_threads_yield_to_the_others():
+    def niceness():
+        yield_to_others()
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(niceness).result() == min(before + PREDICTOR_NICENESS, 19)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before  # caller kept
