@@ -106,15 +106,15 @@ def _row_groups(tables: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:
     Each comes out as one chunk per column, so a file's row groups and pages do not
     depend on how its rows arrived (prediction chunks vary with the core count).
     """
-    held, count = [], 0
+    held, count, cut = [], 0, False
     for table in tables:
         held.append(table)
         count += table.num_rows
         while count >= rows:
             joined = pa.concat_tables(held)
             yield joined.slice(0, rows).combine_chunks()
-            held, count = [joined.slice(rows)], count - rows
-    if count:
+            held, count, cut = [joined.slice(rows)], count - rows, True
+    if count or (held and not cut):  # no rows at all: one empty table, for the schema
         yield pa.concat_tables(held).combine_chunks()
 
 
@@ -133,6 +133,8 @@ def write_scored_stream(batches: Iterator[pa.Table], scores: np.ndarray, tag: st
     finally:
         if writer is not None:
             writer.close()
+    if writer is None:
+        raise ValueError(f"{path.name}: no table given, not even an empty one for the schema")
     if offset != len(scores):
         raise ScoreError(f"{tag}: {len(scores)} scores for {offset} rows of {path.name}")
     fsync_file(path)  # see write_parquet

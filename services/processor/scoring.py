@@ -191,10 +191,12 @@ class Prediction:
         """The table's rows chunk by chunk, each yielded once its predictions are done.
 
         On a matrix grouped over ALL_ROWS a chunk holds rows from anywhere: all chunks
-        are awaited first.
+        are awaited first. A table without rows gives one empty slice.
         """
         if not self.streams:
             self.result()
+        if not self.bounds:  # no rows: the empty table still tells a writer the schema
+            yield table.slice(0, 0)
         for future, (start, stop) in zip(self.futures, self.bounds):
             future.result()
             yield table.slice(start, stop - start)

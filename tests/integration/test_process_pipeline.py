@@ -210,3 +210,17 @@ def test_published_scores_are_a_plain_prediction_on_all_the_features(input_dir, 
     assert ranked.loc[ids].to_numpy().tobytes() == ranker.tobytes()
     clustered = pq.read_table(output_dir / DATE / storage.CLUSTERS_SCORED).column("score")
     assert clustered.to_numpy().tobytes() == models.cluster_scorer.predict(clusters).tobytes()
+
+
+def test_a_date_without_clusters_publishes_an_empty_clusters_scored(input_dir, models,
+                                                                   tmp_path):
+    copy = tmp_path / "input"
+    shutil.copytree(input_dir / DATE, copy / DATE)
+    path = copy / DATE / "clusters.parquet"
+    pq.write_table(pq.read_table(path).slice(0, 0), path)
+    metadata = process_batch(copy, tmp_path / "out", DATE, models=models)
+    clusters = pq.read_table(tmp_path / "out" / DATE / storage.CLUSTERS_SCORED)
+    assert metadata["cluster_count"] == 0 and clusters.num_rows == 0
+    assert clusters.column_names[-2:] == ["score", "model_version"]
+    alerts = pq.read_table(tmp_path / "out" / DATE / storage.ALERTS_SCORED)
+    assert alerts.num_rows == metadata["alert_count"] > 0

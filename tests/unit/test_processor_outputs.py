@@ -52,3 +52,17 @@ def test_row_groups_do_not_depend_on_how_the_rows_arrive(table, sizes, tmp_path)
 def test_fewer_rows_than_scores_is_an_error_naming_the_file(table, tmp_path):
     with pytest.raises(outputs.ScoreError, match=r"1000 scores for 600 rows of short\.parquet"):
         _write(table.slice(0, 600), [600], tmp_path / "short.parquet", scores=np.zeros(ROWS))
+
+
+def test_no_rows_still_write_a_file_with_the_schema(table, tmp_path):
+    path = tmp_path / "empty.parquet"
+    outputs.write_scored_stream(iter([table.slice(0, 0)]), np.zeros(0), "cluster_scorer_v1.0.0",
+                                path)
+    written = pq.read_table(path)
+    assert written.num_rows == 0
+    assert written.column_names == table.column_names + ["score", "model_version"]
+
+
+def test_no_table_at_all_is_an_error_naming_the_file(tmp_path):
+    with pytest.raises(ValueError, match=r"none\.parquet: no table given"):
+        outputs.write_scored_stream(iter([]), np.zeros(0), "x_v1.0.0", tmp_path / "none.parquet")

@@ -191,6 +191,8 @@ def test_no_rows_no_chunks(models, frame, group):
         scoring = Prediction(pool, models.alert_scorer,
                              RowMatrix(pool, frame.iloc[:0], models.alert_scorer, group))
         assert scoring.futures == [] and scoring.result().shape == (0,)
+        empty = pa.table({"row": np.arange(0)})
+        assert [part.num_rows for part in scoring.slices(empty)] == [0]  # for a writer's schema
 
 
 def test_a_failing_chunk_is_raised_by_result(models, frame):
