@@ -217,10 +217,9 @@ def alert_features(alerts: pa.Table, features: pa.Table, clusters: pa.Table,
         address = pool.submit(_address_columns, features, links.alert_row, links.reference_ms)
         flows = pool.submit(_flow_stats, money_flows, links) if money_flows is not None else None
         own = _alert_own(alerts)
-        cols = dict(own)
-        cols.update(address.result())
-        cols.update(_peer_stats(own, links))
-        cols.update(_membership(clusters, links, alerts.num_rows))
+        peers = _peer_stats(own, links)  # need no address columns: done before waiting
+        membership = _membership(clusters, links, alerts.num_rows)
+        cols = {**own, **address.result(), **peers, **membership}
         if flows is not None:
             cols.update(flows.result())
     return _frame(cols, alerts.num_rows)
