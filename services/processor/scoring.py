@@ -53,8 +53,10 @@ def yield_to_others() -> None:
     thread; elsewhere, or where it is refused, nothing changes.
     """
     if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PREDICTOR_NICENESS)
+        thread = threading.get_native_id()
+        with contextlib.suppress(OSError):  # relative: a worker started with nice stays nicer
+            niceness = os.getpriority(os.PRIO_PROCESS, thread) + PREDICTOR_NICENESS
+            os.setpriority(os.PRIO_PROCESS, thread, min(niceness, 19))
 
 
 def balanced_rows(n: int, threads: int, most: int = CHUNK_ROWS) -> int:

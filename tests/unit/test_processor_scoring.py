@@ -257,7 +257,13 @@ def test_predictor_threads_yield_to_the_others():
         yield_to_others()
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
+    def nicer_first():  # as under a worker started with `nice -n 3`: still +5 from there
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), before + 3)
+        return niceness()
+
     before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     with ThreadPoolExecutor(1) as pool:
         assert pool.submit(niceness).result() == min(before + PREDICTOR_NICENESS, 19)
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(nicer_first).result() == min(before + 3 + PREDICTOR_NICENESS, 19)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before  # caller kept
