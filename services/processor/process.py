@@ -124,14 +124,15 @@ def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> None
     scorer, ranker = models.alert_scorer, models.alert_ranker
     cluster_scorer = models.cluster_scorer
     n, threads = inputs.alerts.num_rows, cpu_threads()
+    alert_rows_per_chunk = balanced_rows(n, threads)
     with _pool(threads, "predict", yield_to_others) as predict, _pool(3, "write") as writers:
-        matrix = RowMatrix(predict, alerts, scorer, ALL_ROWS, balanced_rows(n, threads))
+        matrix = RowMatrix(predict, alerts, scorer, ALL_ROWS, alert_rows_per_chunk)
         _release_unused()  # while the pool fills the matrix (the dropped columns' memory)
         # Queued behind the fills: one core builds it while the other sorts the rows.
         clustering = predict.submit(_cluster_features, inputs, alerts, steps.subject)
         scoring = Prediction(predict, scorer, matrix)
         if ranker.features != scorer.features:  # the usual case shares the scorer's rows
-            matrix = RowMatrix(predict, alerts, ranker, ALL_ROWS, balanced_rows(n, threads))
+            matrix = RowMatrix(predict, alerts, ranker, ALL_ROWS, alert_rows_per_chunk)
         ranking = Prediction(predict, ranker, matrix, raw=True)
         del alerts, matrix  # the predictions hold what they still need
         with steps.step("score_alerts"):
