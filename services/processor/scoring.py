@@ -170,7 +170,10 @@ class RowMatrix:
         if scratch is None:  # one buffer per predictor thread: no fresh pages per chunk
             scratch = self._scratch.rows = np.empty((self.bounds[0][1], self.rows.shape[1]),
                                                     dtype=np.float32)
-        return positions, np.take(self.rows, positions, axis=0, out=scratch[:len(positions)])
+        # mode="clip": the positions are valid by construction, and numpy's default mode
+        # ("raise") copies `out` to a fresh temporary first (25 MB of new pages per chunk).
+        return positions, np.take(self.rows, positions, axis=0, out=scratch[:len(positions)],
+                                  mode="clip")
 
 
 class Prediction:

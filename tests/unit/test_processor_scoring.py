@@ -267,3 +267,23 @@ def test_predictor_threads_yield_to_the_others():
     with ThreadPoolExecutor(1) as pool:
         assert pool.submit(nicer_first).result() == min(before + 3 + PREDICTOR_NICENESS, 19)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before  # caller kept
+
+
+@pytest.mark.parametrize("group", [ALL_ROWS, EACH_CHUNK])
+def test_grouped_rows_are_gathered_without_a_temporary_copy(models, frame, group):
+    """chunk() gathers into the thread's scratch buffer: numpy's default take mode copied the
+    buffer to a fresh temporary first (a chunk's worth of new pages on every call)."""
+    import tracemalloc
+
+    with ThreadPoolExecutor(1) as pool:
+        matrix = RowMatrix(pool, frame, models.alert_scorer, group, chunk_rows=N // 2)
+        pool.submit(matrix.chunk, 0).result()  # the scratch buffer exists from here on
+        chunk_bytes = matrix.rows[:N // 2].nbytes
+        tracemalloc.start()
+        try:
+            positions, rows = pool.submit(matrix.chunk, 1).result()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert np.array_equal(rows, matrix.rows[positions], equal_nan=True)
+    assert peak < chunk_bytes / 2, f"{peak} bytes allocated to gather {chunk_bytes}"
