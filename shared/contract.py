@@ -207,22 +207,32 @@ def _target_type(spec_type: pa.DataType, actual: pa.DataType) -> pa.DataType:
 _TWO_64 = 18446744073709551616.0  # 2**64
 
 
+def _magnitudes(low: np.ndarray, high: np.ndarray, scale: int) -> np.ndarray:
+    """(high * 2**64 + low) / 10**scale as float64, for unsigned 64-bit words."""
+    values = high.astype(np.float64)
+    values *= _TWO_64
+    values += low
+    values /= 10.0 ** scale
+    return values
+
+
 def _decimal_chunk_to_float64(chunk: pa.Array) -> pa.Array:
     """One decimal128 array as float64, from its 16-byte little-endian two's complement integers.
 
     Arrow's own cast divides each 128-bit integer exactly and costs four times as
     much. Here |value| = (high * 2**64 + low) / 10**scale of the magnitude's words
     (the magnitude, so small negative numbers do not cancel), within two ulp of exact.
+    All rows are first converted as if non-negative (no temporary arrays), then the
+    negative ones again from their magnitude.
     """
     words = np.frombuffer(chunk.buffers()[1], dtype=np.uint64, count=2 * (chunk.offset + len(chunk)))
     low, high = words[2 * chunk.offset::2], words[2 * chunk.offset + 1::2]
-    negative = high.view(np.int64) < 0
-    magnitude_low = np.where(negative, ~low + np.uint64(1), low)
-    magnitude_high = np.where(negative, ~high + (low == 0), high)
-    values = magnitude_high.astype(np.float64) * _TWO_64
-    values += magnitude_low
-    values /= 10.0 ** chunk.type.scale
-    np.negative(values, out=values, where=negative)
+    scale = chunk.type.scale
+    values = _magnitudes(low, high, scale)
+    negative = np.flatnonzero(high.view(np.int64) < 0)
+    if len(negative):
+        low, high = low[negative], high[negative]
+        values[negative] = -_magnitudes(~low + np.uint64(1), ~high + (low == 0), scale)
     if not chunk.null_count:
         return pa.array(values, pa.float64())
     return pa.array(values, pa.float64(), mask=chunk.is_null().to_numpy(zero_copy_only=False))
