@@ -6,6 +6,13 @@ batch zeroes a fresh 2 MiB page: measured at a million alerts, a fifth of the
 non-prediction CPU time went to the kernel's clear_page. Turning THP off for the
 processor's own process (PR_SET_THP_DISABLE, Linux 3.15+) makes a fault zero 4 KiB,
 and lowers peak RSS as well. Other processes on the host are not affected.
+
+Arrow allocates with the C library's malloc, as numpy does (share_one_allocator):
+memory one of them frees is reused by the other, and a growing Arrow buffer (a
+string column being decoded) is enlarged by mremap instead of being copied to
+fresh pages. Measured at a million alerts over ten alternating runs each: 0.3 s less
+kernel time per batch (every run), ~0.6 CPU-s less in all, peak RSS 1.93-2.05 GB
+instead of 1.96-2.17 GB with Arrow's bundled mimalloc.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ import ctypes.util
 import functools
 import logging
 import sys
+
+import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -46,3 +55,13 @@ def huge_pages_disabled() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     return _libc().prctl(_PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1
+
+
+@functools.cache
+def share_one_allocator() -> str:
+    """Make the system allocator Arrow's default memory pool (once per process).
+
+    Buffers already allocated keep the pool they came from. Returns the backend name.
+    """
+    pa.set_memory_pool(pa.system_memory_pool())
+    return pa.default_memory_pool().backend_name

@@ -29,7 +29,7 @@ from services.processor import outputs
 from services.processor.features import (alert_features, cluster_address_columns,
                                          cluster_features)
 from services.processor.inputs import alert_rows, batch_identity, checksums, load_inputs
-from services.processor.memory import disable_huge_pages
+from services.processor.memory import disable_huge_pages, share_one_allocator
 from services.processor.models import Models, cpu_threads, load_models
 from services.processor.scoring import (ALL_ROWS, EACH_CHUNK, Prediction, RowMatrix,
                                         balanced_rows, yield_to_others)
@@ -81,10 +81,10 @@ def _alert_features(inputs, steps: Steps):
 
 
 def _release_unused() -> None:
-    """Hand the memory of dropped Arrow tables back to the OS.
+    """Hand the memory of dropped tables back to the OS (malloc_trim of every arena).
 
-    Best called from the main thread: Arrow's allocator (mimalloc) keeps per-thread heaps,
-    and from a pool thread alone it gives back much less (peak RSS +0.3 GB at 1M alerts).
+    Without these calls peak RSS at 1M alerts is 2.64-2.78 GB instead of ~2.0 GB, and the
+    batch is no faster (measured).
     """
     pa.default_memory_pool().release_unused()
 
@@ -178,7 +178,7 @@ def _read(source: Path, processing_date: str, settings: Settings, steps: Steps):
         inputs = load_inputs(source)
         network, window = batch_identity(inputs, processing_date, settings.NETWORK,
                                          settings.WINDOW_DAYS)
-    pa.default_memory_pool().release_unused()  # decode buffers and pre-cast decimals
+    _release_unused()  # decode buffers and pre-cast decimals
     log.info("batch %s: read %d alerts, %d clusters, %d address rows, %s money flows (%s, %dd)",
              processing_date, inputs.alerts.num_rows, inputs.clusters.num_rows,
              inputs.features.num_rows,
@@ -199,6 +199,7 @@ def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date
     settings = settings or Settings()
     parse_date(processing_date)
     disable_huge_pages()
+    share_one_allocator()
     source, target = date_dir(input_dir, processing_date), date_dir(output_dir, processing_date)
     steps = Steps(f"batch {processing_date}", progress)
     if models is None:

@@ -287,3 +287,21 @@ def test_grouped_rows_are_gathered_without_a_temporary_copy(models, frame, group
             tracemalloc.stop()
     assert np.array_equal(rows, matrix.rows[positions], equal_nan=True)
     assert peak < chunk_bytes / 2, f"{peak} bytes allocated to gather {chunk_bytes}"
+
+
+def test_processing_makes_the_system_allocator_arrows_default_pool(tmp_path):
+    # In a fresh interpreter: this test process may already have run process_batch.
+    code = ("import pyarrow as pa\n"
+            "from services.processor.process import process_batch\n"
+            "from shared.sample import write_input\n"
+            "from tests.sample_fixtures import DATE, small_batch\n"
+            f"folder = write_input(small_batch(n_alerts=200), {str(tmp_path / 'in')!r})\n"
+            "held = pa.array(range(1000))\n"
+            "before = pa.default_memory_pool().backend_name\n"
+            f"process_batch(folder.parent, {str(tmp_path / 'out')!r}, DATE,\n"
+            "              models_dir='trained_models')\n"
+            "assert held.sum().as_py() == 499500  # buffers from the earlier pool stay valid\n"
+            "print(before != 'system', pa.default_memory_pool().backend_name)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["True", "system"]
