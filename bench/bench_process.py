@@ -50,7 +50,9 @@ def generate(work_dir: Path, alerts: int) -> Path:
 
     input_dir = work_dir / "input"
     alerts_file = input_dir / DATE / "alerts.parquet"
-    if alerts_file.is_file() and pq.read_metadata(alerts_file).num_rows == alerts:
+    record = input_dir / DATE / "DOWNLOAD.json"  # older layouts lack it: process hashed inputs
+    if (alerts_file.is_file() and record.is_file()
+            and pq.read_metadata(alerts_file).num_rows == alerts):
         print(f"reusing {input_dir / DATE} ({alerts} alerts)")
         return input_dir
     from shared.sample import generate_batch, write_input

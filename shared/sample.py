@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from shared import contract
+from shared.manifest import file_entry, write_manifest
 from shared.samplegen import alerts, clusters, features, flows, labels, population
 from shared.samplegen.columns import stable_key
 from shared.samplegen.population import Day
@@ -194,12 +195,23 @@ def write_input(batch: SampleBatch, input_dir: Path) -> Path:
     target = date_dir(Path(input_dir), batch.processing_date)
     target.parent.mkdir(parents=True, exist_ok=True)
     with staging_dir(target) as tmp:
-        _write_batch_files(batch, tmp)
+        meta = _write_batch_files(batch, tmp)
         write_parquet(batch.labels, tmp / contract.LABELS_FILE)
+        _write_record(batch, tmp, meta["sha256"])
         publish(tmp, target)
     log.info("sample: published input date %s (%s) in %.1fs", target, _sizes(target),
              time.perf_counter() - started)
     return target
+
+
+def _write_record(batch: SampleBatch, folder: Path, digests: dict[str, str]) -> None:
+    """DOWNLOAD.json as a download leaves it, naming the generator as the source."""
+    extra = (contract.META_FILE, contract.LABELS_FILE)
+    digests = {**digests, **{name: sha256_file(folder / name) for name in extra}}
+    source = {"generator": "aml-miner sample", "network": batch.network,
+              "processing_date": batch.processing_date, "window_days": int(batch.window_days)}
+    write_manifest(folder, source, [file_entry(folder / name, digest)
+                                    for name, digest in digests.items()], [])
 
 
 def _sizes(folder: Path) -> str:

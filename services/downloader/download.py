@@ -23,6 +23,7 @@ from pathlib import Path
 
 from shared import storage
 from shared.contract import META_FILE
+from shared.manifest import file_entry, write_manifest
 from shared.s3 import make_client, transfer_config
 from shared.settings import Settings
 from services.downloader import manifest
@@ -70,13 +71,12 @@ def _skip(target: Path, source: dict, started: float) -> dict | None:
     return summary
 
 
-def _entries(plan: Plan, fetched: list[Fetched]) -> list[dict]:
-    entries = [{"name": f.file.name, "key": f.file.key, "size": f.file.size,
-                "sha256": f.sha256} for f in fetched]
+def _entries(plan: Plan, fetched: list[Fetched], folder: Path) -> list[dict]:
+    """Each file as written into the staging folder: the processor reuses these digests."""
+    entries = [file_entry(f.path, f.sha256, key=f.file.key) for f in fetched]
     if plan.meta_bytes is not None:
-        entries.append({"name": META_FILE, "key": plan.prefix + META_FILE,
-                        "size": len(plan.meta_bytes),
-                        "sha256": hashlib.sha256(plan.meta_bytes).hexdigest()})
+        entries.append(file_entry(folder / META_FILE, hashlib.sha256(plan.meta_bytes).hexdigest(),
+                                  key=plan.prefix + META_FILE))
     return entries
 
 
@@ -85,8 +85,8 @@ def _stage(client, settings: Settings, plan: Plan, target: Path, source: dict) -
         fetched = fetch_all(client, plan.bucket, plan.files, tmp, transfer_config(settings))
         if plan.meta_bytes is not None:
             (tmp / META_FILE).write_bytes(plan.meta_bytes)
-        entries = _entries(plan, fetched)
-        manifest.write_manifest(tmp, source, entries, list(plan.missing_optional))
+        entries = _entries(plan, fetched, tmp)
+        write_manifest(tmp, source, entries, list(plan.missing_optional))
     # Outside the block: once the rename is done, a late error must not delete the new folder.
     storage.publish(tmp, target)
     return entries

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq  # worker pays that once at start, not in every for
 from services.processor.links import Links, link
 from shared import contract
 from shared.contract import ContractError
+from shared.manifest import recorded_digests
 from shared.storage import sha256_file
 
 log = logging.getLogger(__name__)
@@ -126,10 +127,21 @@ def alert_rows(inputs: Inputs, batch_rows: int = 131_072) -> Iterator[pa.Table]:
 
 
 def checksums(folder: Path) -> dict[str, str]:
-    """sha256 of each batch file present in the folder (META.json included)."""
-    names = (*contract.BATCH_FILES, contract.META_FILE)
-    return {name: sha256_file(Path(folder) / name)
-            for name in names if (Path(folder) / name).is_file()}
+    """sha256 of each batch file present in the folder (META.json included).
+
+    A file whose digest the download recorded (DOWNLOAD.json) and that still has the
+    recorded size and modification time keeps that digest: the downloader hashed those
+    bytes as it fetched them. Any other file is hashed here (650 MB, ~0.4 CPU-s at 1M alerts).
+    """
+    folder = Path(folder)
+    recorded = recorded_digests(folder)
+    names = [name for name in (*contract.BATCH_FILES, contract.META_FILE)
+             if (folder / name).is_file()]
+    sums = {name: recorded.get(name) or sha256_file(folder / name) for name in names}
+    reused = sum(name in recorded for name in names)
+    log.info("%s: sha256 of %d input files (%d recorded by the download, %d hashed)", folder,
+             len(names), reused, len(names) - reused)
+    return sums
 
 
 def _single_value(inputs: Inputs, column: str):

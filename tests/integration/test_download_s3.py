@@ -12,7 +12,7 @@ from shared import storage
 from shared.settings import SettingsError
 from services.downloader.download import download_batch
 from services.downloader.errors import BatchNotFound, DownloadError, TransientDownloadError
-from services.downloader.manifest import MANIFEST_FILE
+from shared.manifest import MANIFEST_FILE, recorded_digests
 from tests.s3_fixtures import (DATE, NETWORK, WINDOW, fake_batch, free_port,  # noqa: F401
                                moto_endpoint, proxy, s3_proxy, sot, tree_bytes)
 
@@ -47,6 +47,9 @@ def test_a_batch_lands_with_meta_labels_and_a_download_record(sot):
     record = json.loads(got[MANIFEST_FILE])
     assert {f["name"] for f in record["files"]} == set(files) | {"META.json",
                                                                   "address_labels.parquet"}
+    # the processor takes these digests instead of hashing the files again
+    assert recorded_digests(_folder(sot)) == {
+        name: storage.sha256_file(_folder(sot) / name) for name in got if name != MANIFEST_FILE}
     assert summary["files"] == 6 and not summary["skipped"]
     assert summary["bytes"] == sum(len(v) for v in files.values()) + 5000 + len(got["META.json"])
     assert _folder(sot).is_symlink()  # published by one rename of a symlink

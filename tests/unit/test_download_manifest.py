@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shared.storage import sha256_file
 from services.downloader import manifest
+from shared.manifest import MANIFEST_FILE, write_manifest
 
 SOURCE = {"endpoint": "", "bucket": "b", "prefix": "snapshots/bitcoin/2025-10-26/7/",
           "labels": "address-labels/bitcoin_address_labels.parquet"}
@@ -13,7 +14,7 @@ def _folder(tmp_path):
     (tmp_path / "alerts.parquet").write_bytes(b"alerts")
     entries = [{"name": "alerts.parquet", "key": "k", "size": 6,
                 "sha256": sha256_file(tmp_path / "alerts.parquet")}]
-    manifest.write_manifest(tmp_path, SOURCE, entries, [])
+    write_manifest(tmp_path, SOURCE, entries, [])
     return tmp_path
 
 
@@ -35,8 +36,8 @@ def test_a_changed_or_missing_file_is_not(tmp_path):
 
 def test_no_or_a_broken_record_is_not(tmp_path):
     assert manifest.verified(tmp_path, SOURCE) is None
-    (tmp_path / manifest.MANIFEST_FILE).write_text("{broken")
+    (tmp_path / MANIFEST_FILE).write_text("{broken")
     assert manifest.verified(tmp_path, SOURCE) is None
-    (tmp_path / manifest.MANIFEST_FILE).write_text('{"source": %s, "files": [{}]}'
+    (tmp_path / MANIFEST_FILE).write_text('{"source": %s, "files": [{}]}'
                                                    % __import__("json").dumps(SOURCE))
     assert manifest.verified(tmp_path, SOURCE) is None

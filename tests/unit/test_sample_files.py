@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from shared import contract
+from shared.manifest import MANIFEST_FILE
 from shared.sample import ROW_GROUP_ROWS, meta_json, write_input, write_sot
 from shared.storage import sha256_file
 from tests.sample_fixtures import DATE, SMALL, small_batch
@@ -70,6 +71,8 @@ def test_same_arguments_give_byte_identical_files(tmp_path):
     assert a == b and len(a) == 6
     ia = _files(tmp_path / "a" / "input" / DATE)
     ib = _files(tmp_path / "b" / "input" / DATE)
+    for files in (ia, ib):  # the download record holds the times of writing, as a download's
+        assert json.loads(files.pop(MANIFEST_FILE))["source"]["generator"] == "aml-miner sample"
     assert ia == ib and len(ia) == 6
     assert ia[contract.ALERTS_FILE] == a[f"snapshots/bitcoin/{DATE}/7/{contract.ALERTS_FILE}"]
 
@@ -114,7 +117,7 @@ def test_input_layout_loads_with_clean_types(tmp_path):
     folder = write_input(small_batch(), tmp_path)
     assert folder == tmp_path / DATE and folder.is_symlink()
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        PARQUETS + (contract.META_FILE, contract.LABELS_FILE))
+        PARQUETS + (contract.META_FILE, contract.LABELS_FILE, MANIFEST_FILE))
     batch = contract.load_batch(folder)
     assert len(batch.alerts) == SMALL
     assert batch.money_flows is not None and batch.labels is not None
