@@ -48,9 +48,11 @@ def generate(work_dir: Path, alerts: int) -> Path:
     """The sample date under work_dir/input (reused when it already has that many alerts)."""
     import pyarrow.parquet as pq
 
+    from shared.manifest import MANIFEST_FILE
+
     input_dir = work_dir / "input"
     alerts_file = input_dir / DATE / "alerts.parquet"
-    record = input_dir / DATE / "DOWNLOAD.json"  # older layouts lack it: process hashed inputs
+    record = input_dir / DATE / MANIFEST_FILE  # older layouts lack it: process hashed inputs
     if (alerts_file.is_file() and record.is_file()
             and pq.read_metadata(alerts_file).num_rows == alerts):
         print(f"reusing {input_dir / DATE} ({alerts} alerts)")
