@@ -118,8 +118,19 @@ def _pool(workers: int, name: str, initializer: Callable[[], None] | None = None
     pool.shutdown(wait=True)
 
 
-def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> None:
-    """Score with the three models and write the result files into folder."""
+def _prediction_cpu(subject: str, prediction: Prediction) -> float:
+    """Log and return (in seconds, rounded) the CPU time a finished prediction took."""
+    seconds = prediction.cpu_seconds()
+    log.info("%s: %s predicted %d rows in %d chunks, %.2f CPU-s in LightGBM", subject,
+             prediction.model.tag, len(prediction.scores), len(prediction.bounds), seconds)
+    return round(seconds, 3)
+
+
+def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> dict[str, float]:
+    """Score with the three models and write the result files into folder.
+
+    Returns the CPU seconds each model's predictions took (by model name).
+    """
     alerts = _alert_features(inputs, steps)
     scorer, ranker = models.alert_scorer, models.alert_ranker
     cluster_scorer = models.cluster_scorer
@@ -137,6 +148,7 @@ def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> None
         del alerts, matrix  # the predictions hold what they still need
         with steps.step("score_alerts"):
             scores = _checked(scorer, scoring.result(), n)
+        cpu = {scorer.name: _prediction_cpu(steps.subject, scoring)}
         pending = [writers.submit(outputs.write_scored_stream, alert_rows(inputs), scores,
                                   scorer.tag, folder / ALERTS_SCORED)]
         clusters = clustering.result()
@@ -147,6 +159,7 @@ def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> None
         del clusters
         with steps.step("rank_alerts"):
             ranks = _checked(ranker, outputs.sigmoid(ranking.result()), n)
+        cpu[ranker.name] = _prediction_cpu(steps.subject, ranking)
         del ranking
         pending.append(writers.submit(_write_ranked, inputs.alerts.column("alert_id"), ranks,
                                       ranker.tag, folder / ALERTS_RANKED))
@@ -158,9 +171,11 @@ def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> None
                                       folder / CLUSTERS_SCORED, CLUSTER_GROUP_ROWS))
         with steps.step("score_clusters"):
             _checked(cluster_scorer, cluster_scoring.result(), inputs.clusters.num_rows)
+        cpu[cluster_scorer.name] = _prediction_cpu(steps.subject, cluster_scoring)
         with steps.step("write"):
             for future in pending:
                 future.result()  # re-raises a writer's error here
+    return cpu
 
 
 def _write_ranked(alert_ids, scores, tag: str, path: Path) -> None:
@@ -212,7 +227,7 @@ def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date
         inputs, network, window = _read(source, processing_date, settings, steps)
         target.parent.mkdir(parents=True, exist_ok=True)
         with staging_dir(target) as tmp:
-            _score_and_write(tmp, models, inputs, steps)
+            prediction_cpu = _score_and_write(tmp, models, inputs, steps)
             sums, steps.seconds["checksums"] = hashing.result()
             metadata = {
                 "processing_date": processing_date, "network": network, "window_days": window,
@@ -220,6 +235,7 @@ def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date
                 "cluster_count": inputs.clusters.num_rows,
                 "model_versions": models.versions(), "timestamp": outputs.utc_timestamp(),
                 "input_sha256": sums, "timings_s": steps.total(),
+                "prediction_cpu_s": prediction_cpu,
             }
             outputs.write_metadata(metadata, tmp / METADATA)
     # Outside the block: once the rename is done, tmp is the live version and must stay.

@@ -18,7 +18,8 @@ from shared.storage import sha256_file
 from tests.processor_fixtures import DATE, generated_input
 
 METADATA_KEYS = {"processing_date", "network", "window_days", "alert_count", "cluster_count",
-                 "model_versions", "timestamp", "input_sha256", "timings_s"}
+                 "model_versions", "timestamp", "input_sha256", "timings_s",
+                 "prediction_cpu_s"}
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +103,8 @@ def test_metadata_has_the_agreed_keys_and_values(input_dir, published):
         assert digest == sha256_file(input_dir / DATE / name)
     assert "alerts.parquet" in metadata["input_sha256"]
     assert {"read", "features", "score_alerts", "write", "total"} <= set(metadata["timings_s"])
+    cpu = metadata["prediction_cpu_s"]
+    assert set(cpu) == set(metadata["model_versions"]) and all(v > 0 for v in cpu.values())
 
 
 def test_rerun_gives_byte_identical_parquet(input_dir, models, published, tmp_path):

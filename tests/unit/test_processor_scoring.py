@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import lightgbm
@@ -129,6 +130,34 @@ class _Recording:
 
     def __getattr__(self, name):
         return getattr(self.booster, name)
+
+
+class _Costly:
+    """A booster whose predict calls also wait `wait` s and burn `burn` s of their thread's CPU."""
+
+    def __init__(self, booster, wait: float, burn: float):
+        self.booster, self.wait, self.burn = booster, wait, burn
+
+    def predict(self, rows, **options):
+        time.sleep(self.wait)
+        until = time.thread_time() + self.burn
+        while time.thread_time() < until:
+            pass
+        return self.booster.predict(rows, **options)
+
+    def __getattr__(self, name):
+        return getattr(self.booster, name)
+
+
+def test_cpu_seconds_count_the_predict_calls_cpu_not_their_wall_time(models, frame):
+    scorer = models.alert_scorer
+    costly = dataclasses.replace(scorer, booster=_Costly(scorer.booster, wait=0.2, burn=0.05))
+    with ThreadPoolExecutor(2) as pool:
+        prediction = Prediction(pool, costly, RowMatrix(pool, frame, costly, chunk_rows=CHUNK))
+        scores = prediction.result()
+    chunks = len(prediction.bounds)
+    assert chunks == 8 and scores.tobytes() == _bare(scorer, frame).tobytes()
+    assert 0.05 * chunks <= prediction.cpu_seconds() < 0.05 * chunks + 0.2 * chunks / 2
 
 
 @pytest.mark.parametrize("group", [ALL_ROWS, EACH_CHUNK])
