@@ -63,6 +63,7 @@ def generate(work_dir: Path, alerts: int) -> Path:
     started = time.perf_counter()
     write_input(generate_batch("bitcoin", DATE, window_days=7, n_alerts=alerts, seed=1), input_dir)
     print(f"generated {alerts} alerts in {time.perf_counter() - started:.1f}s")
+    os.sync()  # the ~650 MB just written would otherwise be flushed during the first runs
     return input_dir
 
 
