@@ -12,7 +12,8 @@
    same calls on the rows in the leaf-path order process predicts in),
 4. prints total, floor, their ratio and peak RSS against the goals
    (ratio <= 1.25, peak RSS <= 2.5 GB), and how process's CPU time splits between
-   its own Booster.predict calls (metadata.json's prediction_cpu_s) and the rest.
+   its own Booster.predict calls (metadata.json's prediction_cpu_s) and the rest,
+   and how much of it was kernel time (page faults).
 
 Steps 2 and 3 alternate --repeat times; the medians are reported (the ratio is
 median process / median floor), with the fastest runs beside them. The load
@@ -73,10 +74,14 @@ def run_process(input_dir: str, output_dir: str, models_dir: str, queue) -> None
     from services.processor.process import process_batch
 
     models = load_models(models_dir)
+    before = resource.getrusage(resource.RUSAGE_SELF)
     started, cpu = time.perf_counter(), time.process_time()
     metadata = process_batch(input_dir, output_dir, DATE, models=models)
-    queue.put({"total": time.perf_counter() - started, "cpu": time.process_time() - cpu,
-               "rss_gb": _peak_rss_gb(),
+    total, cpu = time.perf_counter() - started, time.process_time() - cpu
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    queue.put({"total": total, "cpu": cpu, "rss_gb": _peak_rss_gb(),
+               "kernel_s": after.ru_stime - before.ru_stime,
+               "page_faults": after.ru_minflt - before.ru_minflt,
                "steps": metadata["timings_s"], "alerts": metadata["alert_count"],
                "predict_cpu": sum(metadata["prediction_cpu_s"].values()),
                "clusters": metadata["cluster_count"]})
@@ -174,6 +179,10 @@ def _print_cpu_split(runs: list[dict], floors: list[dict]) -> None:
     print(f"process CPU split    predictions {predict:.1f} s ({predict / floor:.2f} x the "
           f"floor's {floor:.1f} CPU-s) + everything else {rest:.1f} s ({rest / floor:.2f} x) "
           f"(medians)")
+    kernel = statistics.median(r["kernel_s"] for r in runs)
+    faults = statistics.median(r["page_faults"] for r in runs)
+    print(f"process kernel time  {kernel:.1f} s of that CPU time, {faults / 1e6:.2f} M page faults "
+          f"(medians; nearly all in the non-prediction work)")
 
 
 def report(runs: list[dict], floors: list[dict]) -> None:
