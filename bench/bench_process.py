@@ -13,7 +13,8 @@
 4. prints total, floor, their ratio and peak RSS against the goals
    (ratio <= 1.25, peak RSS <= 2.5 GB), and how process's CPU time splits between
    its own Booster.predict calls (metadata.json's prediction_cpu_s) and the rest,
-   and how much of it was kernel time (page faults).
+   how much of it was kernel time (page faults), and how many core-seconds each side
+   left idle.
 
 Steps 2 and 3 alternate --repeat times; the medians are reported (the ratio is
 median process / median floor), with the fastest runs beside them. The load
@@ -70,7 +71,7 @@ def generate(work_dir: Path, alerts: int) -> Path:
 
 def run_process(input_dir: str, output_dir: str, models_dir: str, queue) -> None:
     """Child: load models, then time process_batch alone; report its timings and peak RSS."""
-    from services.processor.models import load_models
+    from services.processor.models import cpu_threads, load_models
     from services.processor.process import process_batch
 
     models = load_models(models_dir)
@@ -84,7 +85,7 @@ def run_process(input_dir: str, output_dir: str, models_dir: str, queue) -> None
                "page_faults": after.ru_minflt - before.ru_minflt,
                "steps": metadata["timings_s"], "alerts": metadata["alert_count"],
                "predict_cpu": sum(metadata["prediction_cpu_s"].values()),
-               "clusters": metadata["cluster_count"]})
+               "clusters": metadata["cluster_count"], "cores": cpu_threads()})
 
 
 def run_floor(input_dir: str, models_dir: str, queue) -> None:
@@ -183,6 +184,11 @@ def _print_cpu_split(runs: list[dict], floors: list[dict]) -> None:
     faults = statistics.median(r["page_faults"] for r in runs)
     print(f"process kernel time  {kernel:.1f} s of that CPU time, {faults / 1e6:.2f} M page faults "
           f"(medians; nearly all in the non-prediction work)")
+    cores = runs[0]["cores"]
+    idle = statistics.median(cores * r["total"] - r["cpu"] for r in runs)
+    floor_idle = statistics.median(cores * sum(f["wall"].values()) - f["cpu"] for f in floors)
+    print(f"idle core-seconds    process {idle:.1f}, floor {floor_idle:.1f} ({cores} cores x wall - "
+          f"CPU, medians): why the wall-time ratio can exceed the CPU-time ratio")
 
 
 def report(runs: list[dict], floors: list[dict]) -> None:
