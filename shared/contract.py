@@ -377,6 +377,20 @@ def clean_arrow(path: Path, table: pa.Table, spec: TableSpec, unique_key: bool =
     return cleaned
 
 
+def check_types(path: Path, schema: pa.Schema, spec: TableSpec, names) -> None:
+    """Raise ContractError for a named column of schema whose type cannot become the spec's.
+
+    Checked on an empty column of that type, so no data is read: for columns passed on as
+    they are (spliced into a result) rather than cleaned. Casts that only fail for some
+    values (text to numbers) are not caught this way.
+    """
+    for name in names:
+        index = spec.schema.get_field_index(name)
+        if index >= 0:
+            empty = pa.chunked_array([], schema.field(name).type)
+            _clean_column(path, name, empty, spec.schema.field(index).type, spec.fast_decimals)
+
+
 def clean_table(path: Path, table: pa.Table, spec: TableSpec) -> pd.DataFrame:
     """Check one table against its spec and return it as a pandas frame with clean types."""
     return clean_arrow(path, table, spec).to_pandas(split_blocks=True, self_destruct=True)

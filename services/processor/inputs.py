@@ -100,10 +100,20 @@ def load_inputs(folder: Path | str) -> Inputs:
                    for name, (spec, columns, unique) in reads.items()}
         tables = {name: future.result() for name, future in futures.items()}
     alerts, features, clusters = tables["alerts"], tables["features"], tables["clusters"]
+    _check_passed_on(folder, alerts)
     flows = tables.get("money_flows")
     return Inputs(folder=folder, alerts=alerts, features=features, clusters=clusters,
                   money_flows=flows, meta=read_meta(folder),
                   links=link(alerts, features, clusters, flows, folder))
+
+
+def _check_passed_on(folder: Path, alerts: pa.Table) -> None:
+    """The alert columns not read (copied into alerts_scored as they are) must still have a
+    type the contract accepts; checked from the file's schema, without their data."""
+    path = folder / contract.ALERTS_FILE
+    schema = pq.read_schema(path)
+    contract.check_types(path, schema, contract.ALERTS,
+                         [name for name in schema.names if name not in alerts.column_names])
 
 
 def alert_rows(inputs: Inputs, batch_rows: int = 131_072) -> Iterator[pa.Table]:

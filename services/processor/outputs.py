@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from services.processor import splice
 from shared.storage import fsync_file
 
 # Fixed writer options: the same table always gives the same bytes.
@@ -69,12 +70,18 @@ def _repeat(text: str, n: int) -> pa.Array:
     return pa.repeat(pa.scalar(text, pa.string()), n)
 
 
+def score_columns(scores: np.ndarray, tag: str) -> pa.Table:
+    """The two columns every scored file appends: `score` and `model_version`."""
+    return pa.table({SCORE: pa.array(scores, pa.float64()),
+                     MODEL_VERSION: _repeat(tag, len(scores))})
+
+
 def with_scores(table: pa.Table, scores: np.ndarray, tag: str) -> pa.Table:
     """The input rows with `score` and `model_version` appended (replacing same-named columns)."""
     keep = [c for c in table.column_names if c not in (SCORE, MODEL_VERSION)]
-    table = table.select(keep)
-    return table.append_column(SCORE, pa.array(scores, pa.float64())).append_column(
-        MODEL_VERSION, _repeat(tag, len(scores)))
+    added = score_columns(scores, tag)
+    return pa.table({**{c: table.column(c) for c in keep},
+                     **{c: added.column(c) for c in added.column_names}})
 
 
 def ranked(alert_ids, scores: np.ndarray, tag: str) -> pa.Table:
@@ -138,6 +145,16 @@ def write_scored_stream(batches: Iterator[pa.Table], scores: np.ndarray, tag: st
     if offset != len(scores):
         raise ScoreError(f"{tag}: {len(scores)} scores for {offset} rows of {path.name}")
     fsync_file(path)  # see write_parquet
+
+
+def write_spliced(source: Path, scores: np.ndarray, tag: str, path: Path) -> None:
+    """source's columns as they are (chunks copied, see splice.py), then score and model_version.
+
+    Raises splice.Unsupported, before writing anything, for a source it cannot copy.
+    """
+    columns = score_columns(scores, tag)
+    options = {k: v for k, v in PARQUET_OPTIONS.items() if k != "row_group_size"}
+    splice.append_columns(source, columns, path, {**options, **column_options(columns.schema)})
 
 
 def utc_timestamp() -> str:

@@ -21,11 +21,11 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pyarrow as pa
 
-from services.processor import outputs
+from services.processor import outputs, splice
 from services.processor.features import (alert_features, cluster_address_columns,
                                          cluster_features)
 from services.processor.inputs import alert_rows, batch_identity, checksums, load_inputs
@@ -33,14 +33,15 @@ from services.processor.memory import disable_huge_pages, share_one_allocator
 from services.processor.models import Models, cpu_threads, load_models
 from services.processor.scoring import (ALL_ROWS, EACH_CHUNK, Prediction, RowMatrix,
                                         balanced_rows, yield_to_others)
+from shared import contract
 from shared.settings import Settings
 from shared.storage import (ALERTS_RANKED, ALERTS_SCORED, CLUSTERS_SCORED, METADATA, date_dir,
                             parse_date, publish, staging_dir)
 
 log = logging.getLogger(__name__)
 
-# clusters_scored streams out as its predictions finish: small row groups leave little
-# to write after the last one.
+# Row groups of clusters_scored when its input cannot be spliced and it is encoded again
+# (streamed as its predictions finish: small row groups leave little to write at the end).
 CLUSTER_GROUP_ROWS = 65_536
 
 
@@ -149,10 +150,12 @@ def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> dict
         with steps.step("score_alerts"):
             scores = _checked(scorer, scoring.result(), n)
         cpu = {scorer.name: _prediction_cpu(steps.subject, scoring)}
-        pending = [writers.submit(outputs.write_scored_stream, alert_rows(inputs), scores,
-                                  scorer.tag, folder / ALERTS_SCORED)]
+        pending = [writers.submit(_write_scored, inputs.folder / contract.ALERTS_FILE,
+                                  lambda: alert_rows(inputs), scores, scorer.tag,
+                                  folder / ALERTS_SCORED)]
         clusters = clustering.result()
-        # Grouped within chunks only, so clusters_scored streams out chunk by chunk.
+        # Grouped within chunks only (nearly as cheap as over all rows), so a clusters_scored
+        # that must be encoded again can stream out chunk by chunk.
         cluster_rows = balanced_rows(len(clusters), threads)
         cluster_scoring = Prediction(predict, cluster_scorer, RowMatrix(
             predict, clusters, cluster_scorer, EACH_CHUNK, cluster_rows))
@@ -163,19 +166,28 @@ def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> dict
         del ranking
         pending.append(writers.submit(_write_ranked, inputs.alerts.column("alert_id"), ranks,
                                       ranker.tag, folder / ALERTS_RANKED))
-        # The last result streams out chunk by chunk, so little writing is left at the end;
-        # its scores are checked before the folder is published.
-        pending.append(writers.submit(outputs.write_scored_stream,
-                                      cluster_scoring.slices(inputs.clusters),
-                                      cluster_scoring.scores, cluster_scorer.tag,
-                                      folder / CLUSTERS_SCORED, CLUSTER_GROUP_ROWS))
         with steps.step("score_clusters"):
             _checked(cluster_scorer, cluster_scoring.result(), inputs.clusters.num_rows)
         cpu[cluster_scorer.name] = _prediction_cpu(steps.subject, cluster_scoring)
         with steps.step("write"):
+            _write_scored(inputs.folder / contract.CLUSTERS_FILE,
+                          lambda: cluster_scoring.slices(inputs.clusters),
+                          cluster_scoring.scores, cluster_scorer.tag, folder / CLUSTERS_SCORED,
+                          CLUSTER_GROUP_ROWS)
             for future in pending:
                 future.result()  # re-raises a writer's error here
     return cpu
+
+
+def _write_scored(source: Path, rows: Callable[[], Iterator[pa.Table]], scores, tag: str,
+                  path: Path, group_rows: int = outputs.STREAM_GROUP_ROWS) -> None:
+    """path = source's rows, then score and model_version: source's column chunks copied as
+    they are, or, where splice cannot copy them, its rows (from rows()) encoded again."""
+    try:
+        outputs.write_spliced(source, scores, tag, path)
+    except splice.Unsupported as exc:
+        log.warning("%s: input columns cannot be copied (%s); encoding them again", path.name, exc)
+        outputs.write_scored_stream(rows(), scores, tag, path, group_rows)
 
 
 def _write_ranked(alert_ids, scores, tag: str, path: Path) -> None:

@@ -160,7 +160,7 @@ def test_cli_process_with_missing_models_exits_1(input_dir, tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_bad_type_in_a_streamed_alert_column_fails_before_publishing(input_dir, published):
+def test_bad_type_in_a_passed_on_alert_column_fails_before_publishing(input_dir, published):
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -149,15 +149,38 @@ def test_cluster_whose_members_are_all_missing_is_scored(input_dir, models, tmp_
     assert len(scored) == clusters.num_rows + 1
 
 
-def test_alerts_scored_holds_every_input_column_in_file_order(input_dir, published):
-    from shared import contract
-
+@pytest.mark.parametrize("name, source", [(storage.ALERTS_SCORED, "alerts.parquet"),
+                                          (storage.CLUSTERS_SCORED, "clusters.parquet")])
+def test_scored_files_hold_every_input_column_as_the_input_has_it(input_dir, published, name,
+                                                                  source):
     output_dir, _ = published
-    source = input_dir / DATE / contract.ALERTS_FILE
-    expected = contract.clean_arrow(source, pq.read_table(source), contract.ALERTS)
-    scored = pq.read_table(output_dir / DATE / storage.ALERTS_SCORED)
+    expected = pq.read_table(input_dir / DATE / source)  # spliced: the input's own types
+    scored = pq.read_table(output_dir / DATE / name)
     assert scored.column_names == expected.column_names + ["score", "model_version"]
     assert scored.select(expected.column_names).equals(expected)
+
+
+def test_an_input_that_cannot_be_spliced_is_encoded_again(input_dir, models, published,
+                                                          tmp_path, caplog):
+    """alerts.parquet already has a `score` column: the file is encoded again from the cleaned
+    input rows (decimals as float64), and its score column is ours."""
+    from shared import contract
+
+    copy = tmp_path / "input"
+    shutil.copytree(input_dir / DATE, copy / DATE)
+    path = copy / DATE / contract.ALERTS_FILE
+    table = pq.read_table(path)
+    pq.write_table(table.append_column("score", pa.array([-1.0] * table.num_rows)), path)
+    with caplog.at_level("WARNING"):
+        process_batch(copy, tmp_path / "out", DATE, models=models)
+    assert "alerts_scored.parquet: input columns cannot be copied (alerts.parquet already has " \
+           "column(s) score); encoding them again" in caplog.text
+    scored = pq.read_table(tmp_path / "out" / DATE / storage.ALERTS_SCORED)
+    assert scored.column_names == table.column_names + ["score", "model_version"]
+    assert scored.select(table.column_names).equals(contract.clean_arrow(path, table,
+                                                                         contract.ALERTS))
+    spliced = pq.read_table(published[0] / DATE / storage.ALERTS_SCORED)
+    assert scored.column("score").equals(spliced.column("score"))  # ours, not the input's -1
 
 
 def test_alert_rows_match_a_full_read_across_batches(input_dir):
@@ -176,19 +199,19 @@ def _concat(tables):
 
 
 def test_result_columns_use_dictionaries_and_statistics_only_where_they_pay(published):
+    """The columns this code encodes; the scored files' input columns keep the input's."""
     output_dir, _ = published
-    for name, key, text in ((storage.ALERTS_SCORED, "alert_id", "description"),
-                            (storage.CLUSTERS_SCORED, "cluster_id", "related_alert_ids"),
-                            (storage.ALERTS_RANKED, "alert_id", None)):
+    for name, key in ((storage.ALERTS_SCORED, None), (storage.CLUSTERS_SCORED, None),
+                      (storage.ALERTS_RANKED, "alert_id")):
         group = pq.ParquetFile(output_dir / DATE / name).metadata.row_group(0)
         chunks = {group.column(i).path_in_schema.split(".")[0]: group.column(i)
                   for i in range(group.num_columns)}
         dictionary = {c for c, chunk in chunks.items() if "RLE_DICTIONARY" in chunk.encodings}
         assert "score" not in dictionary and key not in dictionary, name
         assert "model_version" in dictionary, name
-        assert chunks["score"].is_stats_set and chunks[key].is_stats_set, name
-        if text:
-            assert not chunks[text].is_stats_set, name
+        assert chunks["score"].is_stats_set, name
+        if key:
+            assert chunks[key].is_stats_set, name
 
 
 def test_published_scores_are_a_plain_prediction_on_all_the_features(input_dir, models,

@@ -312,3 +312,14 @@ def test_positions_in_key_finds_queries_and_refuses_a_repeated_key():
     with pytest.raises(ContractError, match=r"t\.parquet: 2 duplicate 'id' value\(s\), e\.g\. "
                                             r"a, b"):
         contract.positions_in_key(Path("t.parquet"), repeated, "id", pa.array(["a"]))
+
+
+def test_types_of_passed_on_columns_are_checked_from_the_schema_alone(tmp_path):
+    path = tmp_path / contract.ALERTS_FILE
+    fine = pa.schema([("description", pa.large_string()), ("volume_usd", pa.decimal128(38, 18)),
+                      ("not_in_the_contract", pa.list_(pa.int8()))])
+    contract.check_types(path, fine, contract.ALERTS, fine.names)
+    bad = pa.schema([("evidence_json", pa.list_(pa.int64()))])
+    with pytest.raises(ContractError, match=r"alerts\.parquet: column 'evidence_json' has type "
+                                            r"list<item: int64> that cannot be cast to string"):
+        contract.check_types(path, bad, contract.ALERTS, bad.names)
