@@ -150,11 +150,16 @@ def write_scored_stream(batches: Iterator[pa.Table], scores: np.ndarray, tag: st
 def write_spliced(source: Path, scores: np.ndarray, tag: str, path: Path) -> None:
     """source's columns as they are (chunks copied, see splice.py), then score and model_version.
 
-    Raises splice.Unsupported, before writing anything, for a source it cannot copy.
+    Raises splice.Unsupported, before writing anything, for a source it cannot copy, and
+    ScoreError when the scores are not one per row of source.
     """
     columns = score_columns(scores, tag)
     options = {k: v for k, v in PARQUET_OPTIONS.items() if k != "row_group_size"}
-    splice.append_columns(source, columns, path, {**options, **column_options(columns.schema)})
+    try:
+        splice.append_columns(source, columns, path,
+                              {**options, **column_options(columns.schema)})
+    except splice.RowMismatch as exc:
+        raise ScoreError(f"{tag}: {exc}") from exc
 
 
 def utc_timestamp() -> str:

@@ -50,6 +50,10 @@ class Unsupported(Exception):
     """The input file cannot be extended by copying its column chunks (the message says why)."""
 
 
+class RowMismatch(ValueError):
+    """The new columns do not have one value per row of the input file."""
+
+
 @dataclass
 class Footer:
     """A Parquet file's footer, and where its column data ends (the footer's offset)."""
@@ -262,8 +266,8 @@ def append_columns(source: Path, columns: pa.Table, target: Path, options: dict)
         raise Unsupported(f"{Path(source).name} has no rows to copy")
     check_copyable(base)
     if sum(base.group_rows()) != columns.num_rows:
-        raise ValueError(f"{Path(source).name} has {sum(base.group_rows())} rows, "
-                         f"{columns.num_rows} new values were given")
+        raise RowMismatch(f"{Path(source).name} has {sum(base.group_rows())} rows, "
+                          f"{columns.num_rows} new values were given")
     schema = pq.read_schema(source)
     if clash := sorted(set(schema.names) & set(columns.column_names)):
         raise Unsupported(f"{Path(source).name} already has column(s) {', '.join(clash)}")

@@ -137,7 +137,8 @@ def test_when_copy_file_range_is_refused_the_bytes_are_read_and_written(table, t
 def test_fewer_scores_than_rows_is_an_error_naming_the_file(table, tmp_path):
     source = tmp_path / "alerts.parquet"
     pq.write_table(table, source)
-    with pytest.raises(ValueError, match=rf"alerts\.parquet has {ROWS} rows, 5 new values"):
+    with pytest.raises(outputs.ScoreError,
+                       match=rf"{TAG}: alerts\.parquet has {ROWS} rows, 5 new values"):
         _splice(source, tmp_path / "out.parquet", scores=np.zeros(5))
     assert not (tmp_path / "out.parquet").exists()
 
