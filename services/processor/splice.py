@@ -10,7 +10,8 @@ typed as the input file has them, followed by the new ones; the same input and
 new columns give the same bytes.
 
 The input's page indexes and bloom filters are left out (their offsets point into
-the input file). What cannot be spliced safely (encryption, column chunks in other
+the input file), and so is its key-value metadata (a pandas index description, say,
+would not match the new columns): the footer carries the merged Arrow schema only. What cannot be spliced safely (encryption, column chunks in other
 files or outside the data, overlapping chunks, a new column the input already has)
 raises Unsupported, so the caller can write the file the ordinary way.
 """
@@ -215,7 +216,7 @@ def _group(base: Struct, columns: list[Struct], extra: Struct, offset: int) -> S
     """Row group metadata of base's rows with columns (base's and extra's, moved)."""
     group = copy.deepcopy(base)
     group.set(RG_COLUMNS, LIST, List(STRUCT, columns))
-    group.set(RG_BYTE_SIZE, I64, base.get(RG_BYTE_SIZE) + extra.get(RG_BYTE_SIZE))
+    group.set(RG_BYTE_SIZE, I64, base.get(RG_BYTE_SIZE, 0) + extra.get(RG_BYTE_SIZE, 0))
     group.set(RG_FILE_OFFSET, I64, offset)
     group.set(RG_COMPRESSED, I64, sum(c.get(CC_META).get(MD_COMPRESSED) for c in columns))
     return group

@@ -202,3 +202,11 @@ def test_footers_whose_chunks_cannot_be_copied_safely_are_refused(table, tmp_pat
     pq.write_table(table, source, use_dictionary=False)
     _rewrite_footer(source, edit)
     _refused(source, tmp_path, problem)
+
+
+def test_only_the_merged_arrow_schema_is_kept_of_the_key_value_metadata(table, tmp_path):
+    source = tmp_path / "alerts.parquet"
+    pq.write_table(table.replace_schema_metadata({"pandas": "{}", "sot": "v3"}), source)
+    meta = pq.read_metadata(_splice(source, tmp_path / "out.parquet"))
+    assert set(meta.metadata) == {b"ARROW:schema"}
+    assert meta.schema.to_arrow_schema().names == table.column_names + ["score", "model_version"]
