@@ -21,6 +21,8 @@ PARQUET_OPTIONS = {
     "data_page_size": 1 << 20, "row_group_size": 1 << 20, "store_schema": True,
 }
 STREAM_GROUP_ROWS = 131_072  # row group of a streamed result file (alerts_scored, clusters_scored)
+# Files written a row group at a time choose each group's size themselves.
+STREAM_OPTIONS = {k: v for k, v in PARQUET_OPTIONS.items() if k != "row_group_size"}
 SCORE = "score"
 MODEL_VERSION = "model_version"
 KEYS = ("alert_id", "cluster_id")  # unique in every file that has them
@@ -128,13 +130,12 @@ def _row_groups(tables: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:
 def write_scored_stream(batches: Iterator[pa.Table], scores: np.ndarray, tag: str,
                         path: Path, group_rows: int = STREAM_GROUP_ROWS) -> None:
     """Write input batches with their slice of the scores appended, a row group at a time."""
-    options = {k: v for k, v in PARQUET_OPTIONS.items() if k != "row_group_size"}
     writer, offset = None, 0
     try:
         for group in _row_groups(batches, group_rows):
             table = with_scores(group, scores[offset:offset + group.num_rows], tag)
             offset += group.num_rows
-            writer = writer or pq.ParquetWriter(path, table.schema, **options,
+            writer = writer or pq.ParquetWriter(path, table.schema, **STREAM_OPTIONS,
                                                 **column_options(table.schema))
             writer.write_table(table, row_group_size=group_rows)
     finally:
@@ -154,10 +155,9 @@ def write_spliced(source: Path, scores: np.ndarray, tag: str, path: Path) -> Non
     ScoreError when the scores are not one per row of source.
     """
     columns = score_columns(scores, tag)
-    options = {k: v for k, v in PARQUET_OPTIONS.items() if k != "row_group_size"}
     try:
         splice.append_columns(source, columns, path,
-                              {**options, **column_options(columns.schema)})
+                              {**STREAM_OPTIONS, **column_options(columns.schema)})
     except splice.RowMismatch as exc:
         raise ScoreError(f"{tag}: {exc}") from exc
 

@@ -75,9 +75,12 @@ class Footer:
         return rows
 
 
-def _parse(name: str, head: bytes, tail: bytes, size: int, read) -> Footer:
-    """The footer, given the first 4 and last 8 bytes and read(offset, n) for the rest."""
-    if head != MAGIC or tail[4:] != MAGIC:
+def _parse(name: str, size: int, read) -> Footer:
+    """The footer of a Parquet file of `size` bytes, given read(offset, n) of its bytes."""
+    if size < 12:
+        raise Unsupported(f"{name}: {size} bytes is too short for Parquet")
+    tail = read(size - 8, 8)
+    if read(0, 4) != MAGIC or tail[4:] != MAGIC:
         raise Unsupported(f"{name}: no {MAGIC!r} at both ends (encrypted, or not Parquet)")
     length = struct.unpack("<I", tail[:4])[0]
     if length + 12 > size:
@@ -94,20 +97,14 @@ def _parse(name: str, head: bytes, tail: bytes, size: int, read) -> Footer:
 def read_footer(path: Path) -> Footer:
     """The footer of a Parquet file on disk (Unsupported naming the problem)."""
     path = Path(path)
-    size = os.path.getsize(path)
-    if size < 12:
-        raise Unsupported(f"{path.name}: {size} bytes is too short for Parquet")
     with open(path, "rb") as handle:
-        return _parse(path.name, os.pread(handle.fileno(), 4, 0),
-                      os.pread(handle.fileno(), 8, size - 8), size,
+        return _parse(path.name, os.path.getsize(path),
                       lambda offset, n: os.pread(handle.fileno(), n, offset))
 
 
 def footer_of(name: str, data: bytes) -> Footer:
     """The footer of Parquet bytes held in memory."""
-    if len(data) < 12:
-        raise Unsupported(f"{name}: {len(data)} bytes is too short for Parquet")
-    return _parse(name, data[:4], data[-8:], len(data), lambda offset, n: data[offset:offset + n])
+    return _parse(name, len(data), lambda offset, n: data[offset:offset + n])
 
 
 def chunk_range(chunk: Struct) -> tuple[int, int]:
@@ -198,17 +195,13 @@ class _Output:
             done += len(block)
 
 
-def _copied(chunks: list[Struct], output: _Output, source_fd: int | None,
-            data: bytes | None) -> list[Struct]:
-    """Copy the chunks' pages to output (from a file or from bytes); their moved metadata."""
+def _copied(chunks: list[Struct], output: _Output, put) -> list[Struct]:
+    """Copy each chunk's pages to output with put(start, length); their moved metadata."""
     moved = []
     for chunk in chunks:
         start, length = chunk_range(chunk)
         moved.append(_moved(chunk, output.position))
-        if data is None:
-            output.copy(source_fd, start, length)
-        else:
-            output.write(data[start:start + length])
+        put(start, length)
     return moved
 
 
@@ -263,16 +256,17 @@ def append_columns(source: Path, columns: pa.Table, target: Path, options: dict)
     """Write target: every column of source (chunks copied) then columns' (encoded with
     options), in source's row groups. Unsupported when source cannot be spliced."""
     base = read_footer(source)
-    if not sum(base.group_rows()):  # writers place empty chunks oddly, and there is no work
+    rows = base.group_rows()
+    if not sum(rows):  # writers place empty chunks oddly, and there is no work
         raise Unsupported(f"{Path(source).name} has no rows to copy")
     check_copyable(base)
-    if sum(base.group_rows()) != columns.num_rows:
-        raise RowMismatch(f"{Path(source).name} has {sum(base.group_rows())} rows, "
+    if sum(rows) != columns.num_rows:
+        raise RowMismatch(f"{Path(source).name} has {sum(rows)} rows, "
                           f"{columns.num_rows} new values were given")
     schema = pq.read_schema(source)
     if clash := sorted(set(schema.names) & set(columns.column_names)):
         raise Unsupported(f"{Path(source).name} already has column(s) {', '.join(clash)}")
-    data = _encode(columns, base.group_rows(), options)
+    data = _encode(columns, rows, options)
     extra = footer_of("new columns", data)
     if len(extra.row_groups) != len(base.row_groups):
         raise Unsupported(f"{Path(source).name}: empty row groups cannot be matched")
@@ -284,8 +278,10 @@ def append_columns(source: Path, columns: pa.Table, target: Path, options: dict)
             groups = []
             for group, added in zip(base.row_groups, extra.row_groups):
                 offset = output.position
-                moved = _copied(group.get(RG_COLUMNS).items, output, handle.fileno(), None)
-                moved += _copied(added.get(RG_COLUMNS).items, output, None, data)
+                moved = _copied(group.get(RG_COLUMNS).items, output,
+                                lambda start, n: output.copy(handle.fileno(), start, n))
+                moved += _copied(added.get(RG_COLUMNS).items, output,
+                                 lambda start, n: output.write(data[start:start + n]))
                 groups.append(_group(group, moved, added, offset))
         footer = thrift.encode_struct(_metadata(base, extra, groups, merged))
         output.write(footer + struct.pack("<I", len(footer)) + MAGIC)

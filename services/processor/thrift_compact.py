@@ -20,11 +20,11 @@ class ThriftError(ValueError):
 
 @dataclass
 class List:
-    """A list or set: element wire type and items (booleans as their wire byte)."""
+    """A list or set (the field's wire type tells which): element wire type and items
+    (booleans as their wire byte)."""
 
     elem_type: int
     items: list
-    kind: int = LIST
 
 
 @dataclass
@@ -108,19 +108,19 @@ class _Reader:
         if wire_type == BINARY:
             return self.take(self.varint())
         if wire_type in (LIST, SET):
-            return self.collection(wire_type, depth)
+            return self.collection(depth)
         if wire_type == MAP:
             return self.mapping(depth)
         if wire_type == STRUCT:
             return self.struct(depth)
         raise ThriftError(f"unknown wire type {wire_type} at byte {self.pos}")
 
-    def collection(self, kind: int, depth: int) -> List:
+    def collection(self, depth: int) -> List:
         header = self.byte()
         size, elem_type = header >> 4, header & 0x0F
         if size == 15:
             size = self.varint()
-        return List(elem_type, [self.value(elem_type, depth + 1) for _ in range(size)], kind)
+        return List(elem_type, [self.value(elem_type, depth + 1) for _ in range(size)])
 
     def mapping(self, depth: int) -> Map:
         size = self.varint()
