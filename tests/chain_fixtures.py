@@ -15,11 +15,12 @@ import redis
 from rq import SimpleWorker
 
 from shared.settings import Settings
+from tests import redis_db
 
 REPO = Path(__file__).resolve().parent.parent
 # RQ's own command line, from this interpreter's environment (a venv's bin is not always on PATH).
 RQ = str(Path(sys.executable).with_name("rq"))
-CHAIN_REDIS_URL = "redis://127.0.0.1:6379/12"  # this area's DB; only it is ever flushed
+CHAIN_REDIS_URL = redis_db.url(12)  # this area's DB; only it is ever flushed
 # DB 12, retries without waiting, a fast heartbeat, no schedule unless a test turns it on.
 CHAIN = dict(REDIS_URL=CHAIN_REDIS_URL, JOB_RETRY_INTERVALS=("0",), HEARTBEAT_INTERVAL=1,
              SCHEDULE_ENABLED=False)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from shared.settings import Settings
+from tests import redis_db
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -19,5 +20,5 @@ def settings(tmp_path: Path) -> Settings:
         OUTPUT_DIR=tmp_path / "output",
         MODELS_DIR=REPO / "trained_models",
         HEARTBEAT_DIR=tmp_path / "heartbeat",
-        REDIS_URL="redis://127.0.0.1:6379/13",
+        REDIS_URL=redis_db.url(13),
     )

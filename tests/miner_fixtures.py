@@ -26,9 +26,10 @@ from bittensor_wallet import Keypair, Wallet
 
 from services.miner.metagraph import Snapshot
 from shared.settings import Settings
+from tests import redis_db
 
 REPO = Path(__file__).resolve().parent.parent
-REDIS_URL = "redis://127.0.0.1:6379/11"  # the miner's test database; only this one is flushed
+REDIS_URL = redis_db.url(11)  # the miner's test database; only this one is flushed
 SAMPLE_DATE = "2025-10-26"
 
 

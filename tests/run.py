@@ -1,4 +1,4 @@
-"""The test command: make sure a Redis answers at REDIS_URL (start one if not), then run pytest."""
+"""The test command: make sure the tests' Redis answers (start one if not), then run pytest."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 
 import redis
 
-from shared.settings import Settings
+from tests import redis_db
 
 
 def redis_answers(url: str) -> bool:
@@ -40,7 +40,7 @@ def start_redis(url: str) -> subprocess.Popen:
 
 
 def main() -> int:
-    url = Settings.from_env().REDIS_URL
+    url = redis_db.url(0)
     proc = None if redis_answers(url) else start_redis(url)
     try:
         return subprocess.call([sys.executable, "-m", "pytest", *sys.argv[1:]])

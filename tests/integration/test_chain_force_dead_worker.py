@@ -10,8 +10,9 @@ from rq.executions import ExecutionRegistry
 from rq.job import JobStatus
 
 from shared import jobs
+from tests import redis_db
 
-REDIS_URL = "redis://127.0.0.1:6379/12"  # the chain tests' database
+REDIS_URL = redis_db.url(12)  # the chain tests' database
 
 
 def test_force_clears_a_failed_job_whose_execution_record_is_gone(settings):
