@@ -17,6 +17,7 @@ from typing import Callable
 
 from redis import RedisError
 from rq import Worker
+from rq.job import Job
 
 from shared import jobs
 from shared.settings import Settings
@@ -52,12 +53,36 @@ class HeartbeatWorker(Worker):
 
     heartbeat_file: Path | None = None
     upkeep: Callable[["HeartbeatWorker"], None] | None = None
+    prepare: Callable[[Job], None] | None = None
 
     def heartbeat(self, timeout=None, pipeline=None):
         """RQ's heartbeat, then touch the file."""
         super().heartbeat(timeout, pipeline)
         if self.heartbeat_file is not None:
             self.heartbeat_file.touch()
+
+    def execute_job(self, job: Job, queue):
+        """Run prepare(job) in this process first (what it loads, the forked job inherits)."""
+        if self.prepare is not None:
+            try:
+                self.prepare(job)
+            except Exception as exc:  # the job itself loads what it needs and reports failures
+                log.warning("worker %s: preparing %s failed, the job will load for itself: %s",
+                            self.name, job.id, exc)
+        super().execute_job(job, queue)
+
+    def unsubscribe(self):
+        """RQ's unsubscribe with a bounded wait: redis-py 8.2's PubSubWorkerThread.stop() joins
+        the thread, which polls every 60 s, so a SIGTERM took up to a minute to end a worker."""
+        thread = self.pubsub_thread
+        if thread is None:
+            return
+        self.pubsub.unsubscribe()
+        try:
+            thread.stop(timeout=1)
+        except TypeError:  # redis-py before 8.2: stop() takes no timeout and does not wait
+            thread.stop()
+        self.pubsub.close()
 
     def run_maintenance_tasks(self):
         """RQ's maintenance (at start, then every 10 minutes), then our upkeep."""
@@ -78,7 +103,8 @@ def worker_name(queue: str) -> str:
 
 
 def build(settings: Settings, queue: str,
-          upkeep: Callable[[HeartbeatWorker], None] | None = None) -> HeartbeatWorker:
+          upkeep: Callable[[HeartbeatWorker], None] | None = None,
+          prepare: Callable[[Job], None] | None = None) -> HeartbeatWorker:
     """A worker on one queue, heartbeating every HEARTBEAT_INTERVAL seconds, idle or busy."""
     interval = max(1, settings.HEARTBEAT_INTERVAL)
     # RQ blocks on dequeue for worker_ttl - 15 s between idle heartbeats.
@@ -91,13 +117,18 @@ def build(settings: Settings, queue: str,
     path.parent.mkdir(parents=True, exist_ok=True)
     worker.heartbeat_file = path
     worker.upkeep = upkeep
+    worker.prepare = prepare
     return worker
 
 
 def run(settings: Settings, queue: str, burst: bool = False,
-        upkeep: Callable[[HeartbeatWorker], None] | None = None) -> int:
-    """Work the queue until SIGTERM (warm: the job in hand finishes) or, with burst, till empty."""
-    worker = build(settings, queue, upkeep)
+        upkeep: Callable[[HeartbeatWorker], None] | None = None,
+        prepare: Callable[[Job], None] | None = None) -> int:
+    """Work the queue until SIGTERM (warm: the job in hand finishes) or, with burst, till empty.
+
+    prepare(job), if given, runs in the worker before each job is forked (e.g. loading models).
+    """
+    worker = build(settings, queue, upkeep, prepare)
     log.info("worker %s: listening on %s, heartbeat %s every %d s", worker.name, queue,
              worker.heartbeat_file, settings.HEARTBEAT_INTERVAL)
     # The scheduler moves due retries (and the daily tick) from the scheduled registry to the queue
