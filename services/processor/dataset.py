@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -36,15 +37,29 @@ class Part:
         """Number of positive rows."""
         return int(self.label.sum())
 
-    def groups(self) -> list[int]:
-        """Row counts of consecutive dates (rows are ordered by date)."""
+    def queries(self, max_rows: int, seed: int) -> tuple[np.ndarray, list[int]]:
+        """Row order and query sizes for a ranking objective: one query per date, in date
+        order; a date with more than max_rows rows is split into balanced queries of rows
+        drawn at random (LightGBM refuses a query of more than 10,000 rows)."""
         _, first, counts = np.unique(self.dates, return_index=True, return_counts=True)
-        return [int(c) for c in counts[np.argsort(first)]]
+        rng = np.random.default_rng(seed)
+        order, sizes = [], []
+        for start, count in sorted(zip(first.tolist(), counts.tolist())):
+            rows = np.arange(start, start + count)
+            parts = -(-count // max_rows)
+            for chunk in np.array_split(rng.permutation(rows) if parts > 1 else rows, parts):
+                order.append(chunk)
+                sizes.append(len(chunk))
+        return np.concatenate(order), sizes
 
 
 @dataclass
 class DateData:
-    """Features and labels (1, 0, NaN = unlabelled) of one date's alerts and clusters."""
+    """Features (float32) and 0/1 labels of one date's labelled alerts and clusters.
+
+    Unlabelled rows are dropped as the date is read: they never train or validate, and
+    keeping them would hold every alert of every date in memory.
+    """
 
     date: str
     alerts: pd.DataFrame
@@ -53,15 +68,31 @@ class DateData:
     cluster_y: np.ndarray
 
 
-def _labels(folder: Path) -> pd.DataFrame | None:
+def read_labels(path: Path) -> pd.DataFrame:
+    """An address labels file, validated (ContractError names the file and problem)."""
+    path = Path(path)
+    return contract.read_table(path.parent, dataclasses.replace(contract.LABELS, file=path.name))
+
+
+def _labels(folder: Path, labels: pd.DataFrame | None) -> pd.DataFrame | None:
+    if labels is not None:
+        return labels
     if not (folder / contract.LABELS_FILE).exists():
         log.warning("%s: no %s, the date adds no labelled rows", folder, contract.LABELS_FILE)
         return None
     return contract.read_table(folder, contract.LABELS)
 
 
-def load_date(input_dir: Path, date: str) -> DateData:
-    """Build the features and labels of one input date."""
+def _labelled_only(frame: pd.DataFrame, y: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    keep = ~np.isnan(y)
+    return frame[keep].astype(np.float32).reset_index(drop=True), y[keep]
+
+
+def load_date(input_dir: Path, date: str, labels: pd.DataFrame | None = None) -> DateData:
+    """Build the features and labels of one input date.
+
+    labels: the address labels to judge it by (default: the date's own labels file).
+    """
     started = time.perf_counter()
     folder = date_dir(input_dir, date)
     inputs = load_inputs(folder)
@@ -70,21 +101,20 @@ def load_date(input_dir: Path, date: str) -> DateData:
     clusters = cluster_features(inputs.clusters, inputs.alerts, inputs.features,
                                 inputs.money_flows, inputs.links, alerts)
     alert_ids = inputs.alerts.column("alert_id").to_numpy()
-    alert_y = alert_labels(inputs.alerts.column("address").to_numpy(), _labels(folder))
+    alert_y = alert_labels(inputs.alerts.column("address").to_numpy(), _labels(folder, labels))
     members = inputs.clusters.select([c for c in ("related_alert_ids", "primary_alert_id")
                                       if c in inputs.clusters.column_names]).to_pandas()
     cluster_y = cluster_labels(members, alert_ids, alert_y)
     log.info("training date %s: %d alerts (%d labelled), %d clusters (%d labelled) in %.1fs",
              date, len(alerts), int((~np.isnan(alert_y)).sum()), len(clusters),
              int((~np.isnan(cluster_y)).sum()), time.perf_counter() - started)
-    return DateData(date, alerts, alert_y, clusters, cluster_y)
+    return DateData(date, *_labelled_only(alerts, alert_y), *_labelled_only(clusters, cluster_y))
 
 
 def _labelled(frames: list[pd.DataFrame], labels: list[np.ndarray], dates: list[str]) -> Part:
-    keep = [~np.isnan(y) for y in labels]
-    frame = pd.concat([f[k] for f, k in zip(frames, keep)], ignore_index=True)
-    label = np.concatenate([y[k] for y, k in zip(labels, keep)]).astype(np.int32)
-    date = np.concatenate([np.full(int(k.sum()), d) for d, k in zip(dates, keep)])
+    frame = pd.concat(frames, ignore_index=True)
+    label = np.concatenate(labels).astype(np.int32)
+    date = np.concatenate([np.full(len(y), d) for d, y in zip(dates, labels)])
     return Part(frame.astype(np.float32), label, date)
 
 

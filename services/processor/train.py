@@ -18,7 +18,7 @@ import numpy as np
 
 from services.processor import report
 from services.processor.dataset import (DateData, Part, TrainingError, alert_part, cluster_part,
-                                        load_date, split_dates)
+                                        load_date, read_labels, split_dates)
 from services.processor.features import CATEGORICAL
 from services.processor.models import (ALERT_RANKER, ALERT_SCORER, CLUSTER_SCORER, VERSION_RE,
                                        model_file, sidecar_file, to_matrix)
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 RANKING_OBJECTIVES = ("lambdarank", "rank_xendcg")
 MIN_CLASS_ROWS = 10  # fewer positives (or negatives) than this is no basis for a model
+MAX_QUERY_ROWS = 10_000  # LightGBM's limit on the rows of one ranking query
 # Fixed, so trees never depend on the core count; one, because OpenMP spin-waits badly
 # when a 2-core host is busy (2 threads trained 15x slower than 1 under load here).
 TRAIN_THREADS = 1
@@ -75,9 +76,13 @@ def check_classes(name: str, part: Part, where: str) -> None:
 def _dataset(spec: ModelSpec, part: Part, names: list[str]):
     import lightgbm
 
-    group = part.groups() if spec.params["objective"] in RANKING_OBJECTIVES else None
+    matrix, label, group = to_matrix(part.frame, names), part.label, None
+    if spec.params["objective"] in RANKING_OBJECTIVES:
+        order, group = part.queries(MAX_QUERY_ROWS, SEED)
+        if len(group) > len(np.unique(part.dates)):  # a date was split: rows were reordered
+            matrix, label = matrix[order], label[order]
     return lightgbm.Dataset(
-        to_matrix(part.frame, names), label=part.label, group=group, feature_name=names,
+        matrix, label=label, group=group, feature_name=names,
         categorical_feature=[c for c in CATEGORICAL if c in names],
         params={"max_bin": spec.params["max_bin"], "verbose": -1}, free_raw_data=True)
 
@@ -154,12 +159,16 @@ def _parts(spec: ModelSpec, train: list[DateData], valid: list[DateData]) -> tup
 
 def train_models(input_dir: Path | str, dates: list[str], models_dir: Path | str,
                  version: str = "1.0.0", report_dir: Path | str | None = None,
-                 specs: tuple[ModelSpec, ...] = SPECS) -> dict:
-    """Train, validate and save the models; returns the validation metrics by model."""
+                 specs: tuple[ModelSpec, ...] = SPECS, labels: Path | None = None) -> dict:
+    """Train, validate and save the models; returns the validation metrics by model.
+
+    labels: one address labels file to judge every date by (default: each date's own).
+    """
     if not VERSION_RE.match(version):
         raise TrainingError(f"model version {version!r} is not in X.Y.Z form")
     train_dates, valid_dates = split_dates(dates)
-    data = {d: load_date(Path(input_dir), d) for d in sorted(dates)}
+    label_rows = read_labels(labels) if labels is not None else None
+    data = {d: load_date(Path(input_dir), d, label_rows) for d in sorted(dates)}
     train, valid = [data[d] for d in train_dates], [data[d] for d in valid_dates]
     parts = {spec.name: _parts(spec, train, valid) for spec in specs}  # refuse before any work
     models_dir = Path(models_dir)

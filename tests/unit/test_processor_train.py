@@ -77,3 +77,30 @@ def test_report_has_metrics_and_curves(twice):
     assert "| alert_ranker_v1.0.0 |" in (report / "report.md").read_text()
     for png in ("roc.png", "pr.png"):
         assert (report / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_date_with_more_labelled_rows_than_one_ranking_query_takes_is_split(tmp_path):
+    # LightGBM refuses a ranking query of more than 10,000 rows; a big real date has more.
+    for i, date in enumerate(SYNTHETIC_DATES[:2]):
+        write_synthetic_date(tmp_path / "input", date, 24_000, seed=i, labelled_share=0.9)
+    metrics = train_models(tmp_path / "input", list(SYNTHETIC_DATES[:2]), tmp_path / "models",
+                           specs=quick_specs(rounds=3))
+    assert metrics["alert_ranker"]["rows"] > 10_000
+    ranker = json.loads(sidecar_file(model_file(tmp_path / "models", "alert_ranker",
+                                                "1.0.0")).read_text())
+    assert ranker["rows"]["train"] > 10_000
+
+
+def test_queries_keep_small_dates_whole_and_split_big_ones_at_random():
+    import numpy as np
+
+    from services.processor.dataset import Part
+
+    dates = np.array(["a"] * 5 + ["b"] * 23)
+    part = Part(None, np.zeros(len(dates)), dates)
+    order, sizes = part.queries(max_rows=10, seed=1)
+    assert sizes == [5, 8, 8, 7]
+    assert order[:5].tolist() == [0, 1, 2, 3, 4]  # a date that fits stays in its order
+    assert sorted(order[5:].tolist()) == list(range(5, 28)) and order[5:].tolist() != \
+        list(range(5, 28))
+    assert part.queries(max_rows=10, seed=1)[0].tolist() == order.tolist()  # deterministic
