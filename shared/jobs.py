@@ -26,7 +26,9 @@ from shared.settings import Settings, SettingsError
 log = logging.getLogger(__name__)
 
 DOWNLOAD_JOB = "services.downloader.jobs.download_job"
+BACKFILL_JOB = "services.downloader.jobs.backfill_job"
 PROCESS_JOB = "services.processor.jobs.process_job"
+LEARN_JOB = "services.processor.jobs.learn_job"
 
 # Finished records are kept a week so `status` can show a date's steps and timings;
 # a finished record never blocks a re-run (enqueue replaces it), the published folder does.
@@ -73,10 +75,26 @@ def process_id(network: str, processing_date: str, window_days) -> str:
     return job_id("process", network, processing_date, window_days)
 
 
+def learn_id(network: str, processing_date: str, window_days) -> str:
+    """Job id of the learn for a date (it learns from the dates before it)."""
+    return job_id("learn", network, processing_date, window_days)
+
+
+def backfill_id(network: str, processing_date: str, window_days) -> str:
+    """Job id of the history backfill that comes before a network's first learn."""
+    return job_id("backfill", network, processing_date, window_days)
+
+
 def chain_ids(network: str, processing_date: str, window_days) -> tuple[str, str]:
     """The download and process job ids of one date."""
     return (download_id(network, processing_date, window_days),
             process_id(network, processing_date, window_days))
+
+
+def first_learn_ids(network: str, processing_date: str, window_days) -> tuple[str, str]:
+    """The backfill and learn job ids of a date whose processing waits for the first learn."""
+    return (backfill_id(network, processing_date, window_days),
+            learn_id(network, processing_date, window_days))
 
 
 def connect(settings: Settings) -> Redis:
@@ -99,9 +117,16 @@ def retry_policy(settings: Settings) -> Retry | None:
 def check(settings: Settings) -> None:
     """Refuse job settings that cannot work, naming the variable (workers call it at start)."""
     retry_policy(settings)
-    for name in ("HEARTBEAT_INTERVAL", "JOB_TIMEOUT_DOWNLOAD", "JOB_TIMEOUT_PROCESS"):
+    for name in ("HEARTBEAT_INTERVAL", "JOB_TIMEOUT_DOWNLOAD", "JOB_TIMEOUT_PROCESS",
+                 "JOB_TIMEOUT_LEARN", "LEARN_EVERY_DAYS", "LEARN_MAX_DATES"):
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{name}={getattr(settings, name)!r} must be greater than 0")
+    if settings.LEARN_MIN_DATES < 3:
+        raise SettingsError(f"LEARN_MIN_DATES={settings.LEARN_MIN_DATES!r} must be at least 3 "
+                            "(two to train on, one to compare on)")
+    for name in ("LEARN_HISTORY_DAYS", "LEARN_MIN_GAIN", "LEARN_TOLERANCE"):
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"{name}={getattr(settings, name)!r} must not be negative")
 
 
 def reap_abandoned(settings: Settings, connection: Redis, now: float | None = None) -> None:
@@ -111,7 +136,7 @@ def reap_abandoned(settings: Settings, connection: Redis, now: float | None = No
     runs only in a live worker's maintenance round; status and enqueue run it first, so a
     killed job shows as failed, and can be forced again, once its heartbeat has lapsed.
     """
-    for queue in (settings.QUEUE_DOWNLOAD, settings.QUEUE_PROCESS):
+    for queue in (settings.QUEUE_DOWNLOAD, settings.QUEUE_PROCESS, settings.QUEUE_LEARN):
         StartedJobRegistry(queue, connection=connection).cleanup(timestamp=now)
 
 
@@ -133,61 +158,114 @@ class EnqueueResult:
 
 
 def enqueue_download(settings: Settings, network: str, processing_date: str, window_days,
-                     force: bool = False, connection: Redis | None = None) -> EnqueueResult:
-    """Queue a date's download once.
+                     force: bool = False, connection: Redis | None = None,
+                     process: bool = True) -> EnqueueResult:
+    """Queue a date's download once; with process (the default) its processing follows.
 
     A no-op that says why when the date is queued or running, or (unless force)
-    published or failed.
+    published or failed. A date downloaded without processing (a backfill) is queued
+    again when its processing is wanted: downloaded is not done, published is.
     """
     conn = connection or connect(settings)
     days = window(window_days)
     dl_id, pr_id = chain_ids(network, processing_date, days)
     reap_abandoned(settings, conn)
-    reason = _blocker(conn, settings, network, processing_date, days, force)
+    reason = _blocker(conn, settings, network, processing_date, days, force, process)
     if reason:
         log.info("enqueue %s: not queued: %s", dl_id, reason)
         return EnqueueResult(dl_id, False, reason)
-    _clear_ended(conn, (dl_id, pr_id))
+    _clear_ended(conn, (dl_id, pr_id, *first_learn_ids(network, processing_date, days)))
     try:
         Queue(settings.QUEUE_DOWNLOAD, connection=conn).enqueue_call(
             DOWNLOAD_JOB, kwargs={"network": network, "processing_date": processing_date,
-                                  "window_days": days, "force": force},
+                                  "window_days": days, "force": force, "process": process},
             timeout=settings.JOB_TIMEOUT_DOWNLOAD, result_ttl=RESULT_TTL, job_id=dl_id,
             retry=retry_policy(settings), unique=True,
-            description=f"download {network} {processing_date} {days}d")
+            description=f"download {network} {processing_date} {days}d"
+                        + ("" if process else " (no processing)"))
     except DuplicateJobError:
         return EnqueueResult(dl_id, False, "already queued (by a concurrent enqueue)")
-    log.info("enqueue %s: queued on %s%s", dl_id, settings.QUEUE_DOWNLOAD,
-             " (force)" if force else "")
+    log.info("enqueue %s: queued on %s%s%s", dl_id, settings.QUEUE_DOWNLOAD,
+             " (force)" if force else "", "" if process else " (no processing)")
     return EnqueueResult(dl_id, True, f"queued on {settings.QUEUE_DOWNLOAD}")
+
+
+def _processing_key(dl_id: str) -> str:
+    return f"aml-miner:processing-wanted:{dl_id}"
+
+
+def want_processing(conn: Redis, dl_id: str, ttl_s: int) -> None:
+    """Ask a download already queued or running without processing to chain it after all."""
+    conn.set(_processing_key(dl_id), b"1", ex=max(ttl_s, 60))
+
+
+def processing_wanted(conn: Redis, dl_id: str) -> bool:
+    """True (once) when a later enqueue asked this download to chain its processing."""
+    return bool(conn.getdel(_processing_key(dl_id)))
 
 
 def enqueue_process(settings: Settings, network: str, processing_date: str, window_days,
                     connection: Redis) -> EnqueueResult:
     """Queue a date's processing once (called by the download job when its input is published)."""
-    pr_id = process_id(network, processing_date, window_days)
-    current = fetch(connection, pr_id)
+    return _enqueue_once(connection, settings.QUEUE_PROCESS, PROCESS_JOB,
+                         process_id(network, processing_date, window_days),
+                         {"network": network, "processing_date": processing_date,
+                          "window_days": window(window_days)},
+                         settings.JOB_TIMEOUT_PROCESS, f"process {network} {processing_date} "
+                                                       f"{window(window_days)}d")
+
+
+def enqueue_learn(settings: Settings, network: str, processing_date: str, window_days,
+                  connection: Redis, then_process: bool = False) -> EnqueueResult:
+    """Queue the learn for a date on the learn queue; then_process: the date's processing
+    waits for it (a network's first learn), and the learn job queues it when done."""
+    return _enqueue_once(connection, settings.QUEUE_LEARN, LEARN_JOB,
+                         learn_id(network, processing_date, window_days),
+                         {"network": network, "processing_date": processing_date,
+                          "window_days": window(window_days), "then_process": then_process},
+                         settings.JOB_TIMEOUT_LEARN, f"learn {network} for {processing_date} "
+                                                     f"{window(window_days)}d")
+
+
+def enqueue_backfill(settings: Settings, network: str, processing_date: str, window_days,
+                     connection: Redis) -> EnqueueResult:
+    """Queue the backfill of LEARN_HISTORY_DAYS dates before a date (then its first learn)."""
+    days = window(window_days)
+    return _enqueue_once(connection, settings.QUEUE_DOWNLOAD, BACKFILL_JOB,
+                         backfill_id(network, processing_date, days),
+                         {"network": network, "processing_date": processing_date,
+                          "window_days": days},
+                         settings.JOB_TIMEOUT_DOWNLOAD * max(1, settings.LEARN_HISTORY_DAYS),
+                         f"backfill {settings.LEARN_HISTORY_DAYS} {network} dates before "
+                         f"{processing_date} {days}d")
+
+
+def _enqueue_once(connection: Redis, queue: str, func: str, jid: str, kwargs: dict,
+                  timeout: int, description: str) -> EnqueueResult:
+    """Queue a job under its deterministic id unless one is active; an ended record is replaced."""
+    current = fetch(connection, jid)
     if current is not None and current.get_status() in ACTIVE:
-        return EnqueueResult(pr_id, False, f"already {current.get_status().value}")
-    _clear_ended(connection, (pr_id,))  # an earlier run's record: fresh input, fresh run
+        return EnqueueResult(jid, False, f"already {current.get_status().value}")
+    _clear_ended(connection, (jid,))  # an earlier run's record: fresh input, fresh run
     try:
-        Queue(settings.QUEUE_PROCESS, connection=connection).enqueue_call(
-            PROCESS_JOB, kwargs={"network": network, "processing_date": processing_date,
-                                 "window_days": window(window_days)},
-            timeout=settings.JOB_TIMEOUT_PROCESS, result_ttl=RESULT_TTL, job_id=pr_id, unique=True,
-            description=f"process {network} {processing_date} {window(window_days)}d")
+        Queue(queue, connection=connection).enqueue_call(
+            func, kwargs=kwargs, timeout=timeout, result_ttl=RESULT_TTL, job_id=jid,
+            unique=True, description=description)
     except DuplicateJobError:
-        return EnqueueResult(pr_id, False, "already queued (by a concurrent enqueue)")
-    return EnqueueResult(pr_id, True, f"queued on {settings.QUEUE_PROCESS}")
+        return EnqueueResult(jid, False, "already queued (by a concurrent enqueue)")
+    return EnqueueResult(jid, True, f"queued on {queue}")
 
 
 def _blocker(conn: Redis, settings: Settings, network: str, processing_date: str, days: int,
-             force: bool) -> str:
+             force: bool, process: bool = True) -> str:
     """Why a date must not be queued now ('' when it may be)."""
-    for jid in chain_ids(network, processing_date, days):
-        job = fetch(conn, jid)
-        if job is not None and job.get_status() in ACTIVE:
-            return f"{jid} is already {job.get_status().value}; nothing to do"
+    for _stage, job in chain_jobs(conn, network, processing_date, days):
+        if job is None or job.get_status() not in ACTIVE:
+            continue
+        if process and job.kwargs.get("process") is False:
+            want_processing(conn, job.id, settings.JOB_TIMEOUT_DOWNLOAD * 2)
+            return f"{job.id} is already {job.get_status().value}; its processing will follow"
+        return f"{job.id} is already {job.get_status().value}; nothing to do"
     if force:
         return ""
     status = date_status(settings, network, processing_date, days, connection=conn)
@@ -195,6 +273,8 @@ def _blocker(conn: Redis, settings: Settings, network: str, processing_date: str
         return f"already published ({status.version}); use --force to re-run"
     if status.state == "failed":
         return f"failed earlier: {status.reason}; use --force to re-run"
+    if status.state == "downloaded" and not process:
+        return "already downloaded (not processed); nothing to do"
     return ""
 
 
@@ -222,8 +302,10 @@ class DateStatus:
     """Where one (network, date, window) stands in the chain."""
 
     job_id: str
-    state: str  # not-enqueued | queued | downloading | processing | published | failed
-    stage: str = ""  # download | process (the job the state is about)
+    # not-enqueued | queued | downloading | downloaded | backfilling | learning | processing |
+    # published | failed
+    state: str
+    stage: str = ""  # download | backfill | learn | process (the job the state is about)
     reason: str = ""
     version: str | None = None  # the published output folder's version, if any
     progress: dict = field(default_factory=dict)
@@ -249,21 +331,43 @@ def date_status(settings: Settings, network: str, processing_date: str, window_d
     """One state from the RQ job states, their job.meta progress and the published output."""
     conn = connection or connect(settings)
     days = window(window_days)
-    dl_id, pr_id = chain_ids(network, processing_date, days)
     reap_abandoned(settings, conn)
-    jobs = (("download", fetch(conn, dl_id)), ("process", fetch(conn, pr_id)))
+    jobs = chain_jobs(conn, network, processing_date, days)
     version = published_version(settings, network, processing_date, days)
     for stage, job in jobs:
         active = _active_status(stage, job, version)
         if active is not None:
             return active
-    for stage, job in jobs:
-        if job is not None and job.get_status() in ENDED_BADLY:
+    for stage, job in jobs:  # a failed backfill or first learn still ends in processing
+        if stage in ("download", "process") and job is not None \
+                and job.get_status() in ENDED_BADLY:
             return DateStatus(job.id, "failed", stage, failure_reason(job), version,
                               _progress(job))
     if version:
-        return DateStatus(pr_id, "published", "process", "", version, _progress(jobs[1][1]))
-    return DateStatus(dl_id, "not-enqueued")
+        return DateStatus(process_id(network, processing_date, days), "published", "process",
+                          "", version, _progress(jobs[-1][1]))
+    if storage.resolve(storage.date_dir(settings.INPUT_DIR, processing_date)) is not None:
+        return DateStatus(download_id(network, processing_date, days), "downloaded", "download",
+                          "input present, not processed (a backfilled date; `aml-miner "
+                          "enqueue` processes it)")
+    return DateStatus(download_id(network, processing_date, days), "not-enqueued")
+
+
+STARTED_STATE = {"download": "downloading", "backfill": "backfilling", "learn": "learning",
+                 "process": "processing"}
+
+
+def chain_jobs(conn: Redis, network: str, processing_date: str,
+               days: int) -> list[tuple[str, Job | None]]:
+    """The jobs a date's publication goes through, in order: download, the first learn's
+    backfill and learn (only when the date's processing waits for them), process."""
+    dl_id, pr_id = chain_ids(network, processing_date, days)
+    bf_id, ln_id = first_learn_ids(network, processing_date, days)
+    learn = fetch(conn, ln_id)
+    if learn is not None and not learn.kwargs.get("then_process"):
+        learn = None  # a routine learn runs beside the chain; the date does not wait for it
+    return [("download", fetch(conn, dl_id)), ("backfill", fetch(conn, bf_id)),
+            ("learn", learn), ("process", fetch(conn, pr_id))]
 
 
 def _active_status(stage: str, job: Job | None, version: str | None) -> DateStatus | None:
@@ -271,12 +375,31 @@ def _active_status(stage: str, job: Job | None, version: str | None) -> DateStat
         return None
     status = job.get_status()
     if status == JobStatus.STARTED:
-        state = "downloading" if stage == "download" else "processing"
-        return DateStatus(job.id, state, stage, "", version, _progress(job))
+        return DateStatus(job.id, STARTED_STATE[stage], stage, "", version, _progress(job))
     if status in ACTIVE:
         return DateStatus(job.id, "queued", stage, _retry_reason(job, status), version,
                           _progress(job))
     return None
+
+
+def learn_status(settings: Settings, network: str, processing_date: str, window_days,
+                 connection: Redis | None = None) -> str | None:
+    """One line on the learn job of a date (queued, running, its decision), None if none ran."""
+    conn = connection or connect(settings)
+    job = fetch(conn, learn_id(network, processing_date, window(window_days)))
+    if job is None:
+        return None
+    status = job.get_status()
+    text = f"{job.id}: {status.value}"
+    if status == JobStatus.FINISHED and isinstance(job.return_value(), dict):
+        result = job.return_value()
+        text += f": {result.get('decision')} {result.get('version') or ''}".rstrip()
+        text += f" ({result.get('reason')})" if result.get("reason") else ""
+    elif status in ENDED_BADLY:
+        text += f": {failure_reason(job)}"
+    elif job.get_meta().get("step"):
+        text += f" ({job.get_meta()['step']})"
+    return text
 
 
 def _progress(job: Job | None) -> dict:

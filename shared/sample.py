@@ -9,6 +9,7 @@ change the data. This is the demo, test and training data of the project.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -218,3 +219,23 @@ def _sizes(folder: Path) -> str:
     files = sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith("."))
     total = sum(p.stat().st_size for p in files)
     return f"{len(files)} files, {total / 1e6:.1f} MB"
+
+
+def write_history(network: str, dates: list[str], window_days: int, root: Path,
+                  input_dir: Path | None = None, n_alerts: int = 2000, seed: int = 0,
+                  legacy_columns: bool = False) -> list[Path]:
+    """Write several dates (oldest first) with one cumulative labels file, as the SOT keeps it.
+
+    With input_dir, each date is also laid out as a download of that day would be: its
+    address_labels.parquet is the cumulative file as it stood when the date was published.
+    Returns the SOT batch folders.
+    """
+    folders = []
+    for date in sorted(dates):
+        batch = generate_batch(network, date, window_days, n_alerts=n_alerts, seed=seed,
+                               legacy_columns=legacy_columns)
+        folders.append(write_sot(batch, root))
+        if input_dir is not None:
+            known = pq.read_table(Path(root) / labels_key(network))
+            write_input(dataclasses.replace(batch, labels=known), input_dir)
+    return folders

@@ -106,6 +106,21 @@ class Settings:
     MINER_THREADS: int = 4
     MINER_UPSTREAM_TIMEOUT: float = 10.0
 
+    # Learning from the SOT's labelled history (models per network and window).
+    LEARNED_MODELS_DIR: Path = Path("volumes/models")
+    LEARN_ENABLED: bool = True
+    LEARN_HISTORY_DAYS: int = 30
+    LEARN_EVERY_DAYS: int = 1
+    LEARN_MAX_DATES: int = 30
+    LEARN_MIN_DATES: int = 3
+    LEARN_MIN_GAIN: float = 0.005
+    LEARN_TOLERANCE: float = 0.01
+    LEARN_REPROCESS_TODAY: bool = True
+    QUEUE_LEARN: str = "learn"
+    JOB_TIMEOUT_LEARN: int = 3600
+    # Where the models' code lives; the validator's Tier 1 gate wants it on every submission.
+    MODEL_GITHUB_URL: str = ""
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
         """Build settings from an environment mapping (default: os.environ) plus explicit overrides."""
@@ -124,6 +139,19 @@ class Settings:
     def replace(self, **changes) -> "Settings":
         """A copy with some fields changed (tests and CLI flags use this)."""
         return dataclasses.replace(self, **changes)
+
+    def as_env(self) -> dict[str, str]:
+        """Every field as the environment variable text that rebuilds it (for child processes)."""
+        env = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool):
+                env[f.name] = "true" if value else "false"
+            elif isinstance(value, tuple):
+                env[f.name] = ",".join(str(v) for v in value)
+            else:
+                env[f.name] = str(value)
+        return env
 
 
 def _field_type(f: dataclasses.Field) -> type:

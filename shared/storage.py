@@ -45,6 +45,14 @@ def parse_date(value: str) -> dt.date:
         raise InvalidDate(f"processing date {value!r} is not a calendar date") from exc
 
 
+def date_range(first: str, last: str) -> list[str]:
+    """Every date from first to last, both included, oldest first."""
+    start, end = parse_date(first), parse_date(last)
+    if end < start:
+        raise InvalidDate(f"the range ends ({last}) before it starts ({first})")
+    return [(start + dt.timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
+
+
 def date_dir(root: Path, processing_date: str) -> Path:
     """The folder of one date under an input or output root (the date is validated first)."""
     parse_date(processing_date)

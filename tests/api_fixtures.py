@@ -57,6 +57,7 @@ def metadata(date: str, network: str, window_days: int, alerts: int, clusters: i
     """metadata.json as the processor writes it."""
     return {"processing_date": date, "network": network, "window_days": window_days,
             "alert_count": alerts, "cluster_count": clusters, "model_versions": versions,
+            "model_github_url": "https://github.com/example/aml-miner",
             "timestamp": dt.datetime(2025, 1, 2, 0, 15, tzinfo=dt.timezone.utc).isoformat(),
             "input_sha256": {"alerts.parquet": "0" * 64}, "timings_s": {"score": 0.5},
             **(extra or {})}

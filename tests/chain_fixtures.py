@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -21,23 +20,15 @@ REPO = Path(__file__).resolve().parent.parent
 # RQ's own command line, from this interpreter's environment (a venv's bin is not always on PATH).
 RQ = str(Path(sys.executable).with_name("rq"))
 CHAIN_REDIS_URL = redis_db.url(12)  # this area's DB; only it is ever flushed
-# DB 12, retries without waiting, a fast heartbeat, no schedule unless a test turns it on.
+# DB 12, retries without waiting, a fast heartbeat, no schedule and no learning unless a
+# test turns them on.
 CHAIN = dict(REDIS_URL=CHAIN_REDIS_URL, JOB_RETRY_INTERVALS=("0",), HEARTBEAT_INTERVAL=1,
-             SCHEDULE_ENABLED=False)
+             SCHEDULE_ENABLED=False, LEARN_ENABLED=False)
 
 
 def env_of(settings: Settings) -> dict[str, str]:
     """Settings as the environment variables that rebuild them (jobs build their own settings)."""
-    env = {}
-    for f in fields(settings):
-        value = getattr(settings, f.name)
-        if isinstance(value, bool):
-            env[f.name] = "true" if value else "false"
-        elif isinstance(value, tuple):
-            env[f.name] = ",".join(str(v) for v in value)
-        else:
-            env[f.name] = str(value)
-    return env
+    return settings.as_env()
 
 
 @pytest.fixture

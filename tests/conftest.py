@@ -20,5 +20,7 @@ def settings(tmp_path: Path) -> Settings:
         OUTPUT_DIR=tmp_path / "output",
         MODELS_DIR=REPO / "trained_models",
         HEARTBEAT_DIR=tmp_path / "heartbeat",
+        LEARNED_MODELS_DIR=tmp_path / "models",
+        MODEL_GITHUB_URL="https://github.com/example/aml-miner",
         REDIS_URL=redis_db.url(13),
     )

@@ -113,8 +113,13 @@ def _random_features(addresses: list[str], rng, risky) -> pa.Table:
 
 
 def write_synthetic_date(root, date: str, n_alerts: int = 400, seed: int = 0,
-                         positive_share: float = 0.3, labelled_share: float = 0.6) -> None:
-    """A small learnable batch in root/{date}/ (alerts, features, clusters, flows, labels)."""
+                         positive_share: float = 0.3, labelled_share: float = 0.6,
+                         informative: bool = True) -> None:
+    """A small learnable batch in root/{date}/ (alerts, features, clusters, flows, labels).
+
+    informative=False: the features follow a shuffled copy of who is risky, so the labels
+    teach nothing about them (a label-shuffled history).
+    """
     import datetime as _dt
     from pathlib import Path
 
@@ -126,9 +131,10 @@ def write_synthetic_date(root, date: str, n_alerts: int = 400, seed: int = 0,
     n_addr = max(n_alerts // 2, 2)
     addresses = [f"{date}-addr{i}" for i in range(n_addr)]
     risky = (rng.random(n_addr) < positive_share).astype(float)
+    shown = risky if informative else rng.permutation(risky)
     owner = rng.integers(0, n_addr, n_alerts)
     alert_ids = [f"{date}-alert{i}" for i in range(n_alerts)]
-    confidence = np.clip(rng.random(n_alerts) * 0.6 + 0.3 * risky[owner], 0, 1)
+    confidence = np.clip(rng.random(n_alerts) * 0.6 + 0.3 * shown[owner], 0, 1)
     alerts = pa.table({
         "alert_id": alert_ids, "address": [addresses[i] for i in owner],
         "typology_type": [contract.TYPOLOGIES[i] for i in rng.integers(0, 16, n_alerts)],
@@ -157,12 +163,32 @@ def write_synthetic_date(root, date: str, n_alerts: int = 400, seed: int = 0,
     folder = Path(root) / date
     folder.mkdir(parents=True, exist_ok=True)
     pq.write_table(alerts, folder / contract.ALERTS_FILE)
-    pq.write_table(_random_features(addresses, rng, risky), folder / contract.FEATURES_FILE)
+    pq.write_table(_random_features(addresses, rng, shown), folder / contract.FEATURES_FILE)
     pq.write_table(clusters, folder / contract.CLUSTERS_FILE)
     pq.write_table(labels, folder / contract.LABELS_FILE)
 
 
 SYNTHETIC_DATES = ("2025-10-01", "2025-10-02", "2025-10-03")
+
+
+def write_synthetic_history(root, dates, n_alerts: int = 400, uninformative=(), **kwargs) -> None:
+    """Synthetic dates with one cumulative labels file, as the SOT keeps it: each date's
+    address_labels.parquet holds the labels of that date and every earlier one.
+
+    uninformative: the dates whose features teach nothing (see write_synthetic_date).
+    """
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    known = []
+    for i, date in enumerate(sorted(dates)):
+        write_synthetic_date(root, date, n_alerts, seed=i, informative=date not in uninformative,
+                             **kwargs)
+        path = Path(root) / date / contract.LABELS_FILE
+        known.append(pq.read_table(path))
+        pq.write_table(pa.concat_tables(known), path)
 
 
 def quick_specs(rounds: int = 15):

@@ -22,6 +22,8 @@ from shared import storage
 DATE = "2025-10-26"
 VERSION = "test-scorer-1.0.0"
 
+GITHUB_URL = "https://github.com/example/aml-miner"
+
 
 def _common(n: int, date: str) -> dict:
     return {"processing_date": pa.array([dt.date.fromisoformat(date)] * n, pa.date32()),
@@ -96,6 +98,7 @@ def build_output(input_folder: Path, date: str = DATE, version: str = VERSION) -
                 "alert_count": len(alerts), "cluster_count": len(clusters),
                 "model_versions": {"alert_scorer": version, "alert_ranker": version,
                                    "cluster_scorer": version},
+                "model_github_url": GITHUB_URL,
                 "timestamp": "2025-10-26T00:10:00+00:00"}
     return {"alerts": alerts, "ranking": ranking, "clusters": clusters, "metadata": metadata}
 
@@ -143,12 +146,15 @@ SHIPPED_MODELS = REPO / "trained_models"
 
 
 def cli(*args: str, timeout: float = 600) -> "subprocess.CompletedProcess":
-    """Run `python -m services.cli ...` from this checkout, capturing its output."""
+    """Run `python -m services.cli ...` from this checkout, capturing its output (with the
+    MODEL_GITHUB_URL an operator sets, which the validator's gate requires)."""
+    import os
     import subprocess
     import sys
 
+    env = {**os.environ, "MODEL_GITHUB_URL": GITHUB_URL}
     return subprocess.run([sys.executable, "-m", "services.cli", *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def generate_inputs(input_root: Path, dates, n_alerts: int, seed: int = 0) -> None:

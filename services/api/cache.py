@@ -34,7 +34,7 @@ CLUSTER_SCORES = ListKind("cluster-scores", storage.CLUSTERS_SCORED, ("cluster_i
 LIST_KINDS = (ALERT_SCORES, ALERT_RANKINGS, CLUSTER_SCORES)
 
 # metadata.json keys the list envelopes repeat under "metadata", besides processed_at.
-ENVELOPE_METADATA = ("model_versions", "alert_count", "cluster_count")
+ENVELOPE_METADATA = ("model_versions", "model_github_url", "alert_count", "cluster_count")
 
 
 class DateResults:

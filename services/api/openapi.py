@@ -81,6 +81,8 @@ SCHEMAS = {
     "EnvelopeMetadata": {"type": "object", "required": ["processed_at"], "properties": {
         "processed_at": {"type": "string", "description": "metadata.json `timestamp` (ISO UTC)"},
         "model_versions": {"type": "object", "additionalProperties": {"type": "string"}},
+        "model_github_url": {"type": "string",
+                             "description": "Where the models' code lives (MODEL_GITHUB_URL)"},
         "alert_count": {"type": "integer"}, "cluster_count": {"type": "integer"}}},
     "AlertScores": _envelope("scores", "total_alerts", "AlertScore"),
     "AlertRankings": _envelope("rankings", "total_alerts", "AlertRank"),

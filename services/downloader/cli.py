@@ -23,6 +23,25 @@ def add_commands(sub) -> None:
                    help="download again even if a verified copy is already there")
     p.set_defaults(func=run_download)
 
+    b = sub.add_parser("backfill", help="download a range of past SOT dates (verified like "
+                                        "`download`); dates already present are skipped",
+                       description="Download every date from --from to --to (both included) "
+                                   "that is not already in the input root. Exit 0 when every "
+                                   "date is present afterwards or missing on the SOT (1 when "
+                                   "the SOT has none of them), 1 when a date failed for good, "
+                                   "75 when only temporary failures remain.")
+    b.add_argument("--from", dest="first", required=True, metavar="YYYY-MM-DD")
+    b.add_argument("--to", dest="last", required=True, metavar="YYYY-MM-DD")
+    b.add_argument("--network", help="SOT network (default: NETWORK)")
+    b.add_argument("--days", type=int, help="window in days (default: WINDOW_DAYS)")
+    b.add_argument("--output-dir", type=Path, help="input root to write into (default: INPUT_DIR)")
+    b.add_argument("--enqueue", action="store_true",
+                   help="queue the dates on the download queue instead of downloading here")
+    b.add_argument("--process", action="store_true",
+                   help="with --enqueue: process each date after its download (default: "
+                        "download only; the learner learns from them)")
+    b.set_defaults(func=run_backfill)
+
 
 def run_download(args: argparse.Namespace, settings) -> int:
     """Handler of `aml-miner download`: one summary line on success, one error line on failure."""
@@ -44,4 +63,49 @@ def run_download(args: argparse.Namespace, settings) -> int:
     state = "already there, skipped" if summary["skipped"] else "downloaded"
     print(f"{summary['folder']}: {state} ({summary['files']} files, {summary['bytes']} bytes, "
           f"{summary['seconds']:.2f} s)")
+    return 0
+
+
+def run_backfill(args: argparse.Namespace, settings) -> int:
+    """Handler of `aml-miner backfill`: a line per date in the log, a summary line on stdout."""
+    from services.downloader.backfill import backfill
+    from shared.storage import InvalidDate, date_range
+
+    network = args.network or settings.NETWORK
+    days = args.days if args.days is not None else settings.WINDOW_DAYS
+    try:
+        dates = date_range(args.first, args.last)
+    except InvalidDate as exc:
+        print(f"aml-miner backfill: error: {exc}", file=sys.stderr)
+        return EXIT_PERMANENT
+    if args.enqueue:
+        return _enqueue_range(settings, network, dates, days, args.process)
+    if args.process:
+        print("aml-miner backfill: --process needs --enqueue (processing is the workers' job)",
+              file=sys.stderr)
+        return EXIT_PERMANENT
+    summary = backfill(network, dates, days, args.output_dir or settings.INPUT_DIR, settings)
+    for date, detail in summary.details.items():
+        print(f"{date}: {summary.outcomes[date]}: {detail}", file=sys.stderr)
+    print(summary.line())
+    return summary.exit_code()
+
+
+def _enqueue_range(settings, network: str, dates: list[str], days: int, process: bool) -> int:
+    from redis import RedisError
+
+    from shared import jobs
+    from shared.settings import SettingsError
+
+    try:
+        for date in dates:
+            result = jobs.enqueue_download(settings, network, date, days, process=process)
+            print(f"{result.job_id}: {'enqueued' if result.enqueued else 'not enqueued'}: "
+                  f"{result.message}")
+    except (jobs.JobArgumentError, SettingsError) as exc:
+        print(f"aml-miner backfill: {exc}", file=sys.stderr)
+        return EXIT_PERMANENT
+    except RedisError as exc:
+        print(f"aml-miner backfill: Redis at REDIS_URL is unreachable: {exc}", file=sys.stderr)
+        return EXIT_TEMPFAIL
     return 0

@@ -8,9 +8,10 @@ import time
 
 from rq import get_current_job
 
+from services.downloader import backfill
 from services.downloader.download import download_batch
 from services.downloader.errors import BatchNotFound, DownloadError, DownloadFailure
-from shared import jobs, storage
+from shared import jobs, modelsets, storage
 from shared.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -19,8 +20,10 @@ log = logging.getLogger(__name__)
 PERMANENT = (DownloadError, jobs.JobArgumentError, storage.InvalidDate, SettingsError)
 
 
-def download_job(network: str, processing_date: str, window_days, force: bool = False) -> dict:
-    """Download one (network, date, window) into INPUT_DIR, record progress, chain processing."""
+def download_job(network: str, processing_date: str, window_days, force: bool = False,
+                 process: bool = True) -> dict:
+    """Download one (network, date, window) into INPUT_DIR, record progress, chain processing
+    (unless process is False: a backfilled past date)."""
     job = get_current_job()
     try:
         settings, days = Settings.from_env(), jobs.window(window_days)
@@ -29,7 +32,7 @@ def download_job(network: str, processing_date: str, window_days, force: bool = 
         _failed(job, exc, processing_date)
         raise
     if job is not None and job.id != canonical:
-        return _hand_off(settings, job, network, processing_date, days, force)
+        return _hand_off(settings, job, network, processing_date, days, force, process)
     jobs.record(job, step="downloading")
     started = time.monotonic()
     try:
@@ -44,14 +47,14 @@ def download_job(network: str, processing_date: str, window_days, force: bool = 
                     exc, job.retries_left if job else "n/a")
         raise
     return _chain(settings, job, network, processing_date, days, summary,
-                  time.monotonic() - started)
+                  time.monotonic() - started, process)
 
 
 def _hand_off(settings: Settings, job, network: str, processing_date: str, days: int,
-              force: bool) -> dict:
+              force: bool, process: bool) -> dict:
     """A job queued under another id (e.g. by `rq enqueue`) becomes the canonical, unique one."""
     result = jobs.enqueue_download(settings, network, processing_date, days, force=force,
-                                   connection=job.connection)
+                                   connection=job.connection, process=process)
     log.info("job %s: handed off to %s: %s", job.id, result.job_id, result.message)
     return {"handed_off_to": result.job_id, "enqueued": result.enqueued, "message": result.message}
 
@@ -73,20 +76,68 @@ def _may_still_publish(processing_date: str) -> bool:
 
 
 def _chain(settings: Settings, job, network: str, processing_date: str, days: int,
-           summary: dict, seconds: float) -> dict:
+           summary: dict, seconds: float, process: bool) -> dict:
     files, size = _counts(summary)
     if job is not None:
         job.meta.pop("error", None)
     jobs.record(job, step="downloaded", files=files, bytes=size, download_s=round(seconds, 3))
     log.info("download %s %s %sd: %d files, %d bytes in %.2f s", network, processing_date, days,
              files, size, seconds)
+    result = {"files": files, "bytes": size, "seconds": round(seconds, 3)}
     connection = job.connection if job is not None else jobs.connect(settings)
-    chained = jobs.enqueue_process(settings, network, processing_date, days, connection=connection)
+    if not process and not jobs.processing_wanted(connection, jobs.download_id(
+            network, processing_date, days)):
+        log.info("download %s %s %sd: not processed (backfill)", network, processing_date, days)
+        return result
+    chained = _next(settings, network, processing_date, days, connection)
     jobs.record(job, step="chained", process_job=chained.job_id)
     log.info("download %s %s %sd: %s %s", network, processing_date, days, chained.job_id,
              chained.message)
-    return {"files": files, "bytes": size, "seconds": round(seconds, 3),
-            "process_job": chained.job_id}
+    return {**result, "process_job": chained.job_id}
+
+
+def _next(settings: Settings, network: str, processing_date: str, days: int,
+          connection) -> jobs.EnqueueResult:
+    """What follows a download: the first learn (a backfill of history, the learn, then the
+    date's processing), or the processing, with a learn beside it when one is due."""
+    if modelsets.needs_first_learn(settings, network, days):
+        log.info("download %s %s %sd: no learn has run for %s %sd yet: backfilling %d dates "
+                 "and learning before processing", network, processing_date, days, network,
+                 days, settings.LEARN_HISTORY_DAYS)
+        return jobs.enqueue_backfill(settings, network, processing_date, days, connection)
+    chained = jobs.enqueue_process(settings, network, processing_date, days,
+                                   connection=connection)
+    if modelsets.learn_due(settings, network, days, processing_date):
+        learning = jobs.enqueue_learn(settings, network, processing_date, days, connection)
+        log.info("download %s %s %sd: %s %s", network, processing_date, days, learning.job_id,
+                 learning.message)
+    return chained
+
+
+def backfill_job(network: str, processing_date: str, window_days) -> dict:
+    """The first learn's history: download LEARN_HISTORY_DAYS dates before the date, then queue
+    the learn, which queues the date's processing. Failures are logged, never block it."""
+    job = get_current_job()
+    settings, days = Settings.from_env(), jobs.window(window_days)
+    connection = job.connection if job is not None else jobs.connect(settings)
+    dates = backfill.history_before(processing_date, settings.LEARN_HISTORY_DAYS)
+    jobs.record(job, step="backfilling", dates=len(dates))
+    try:
+        summary = backfill.backfill(network, dates, days, settings.INPUT_DIR, settings,
+                                    on_date=lambda d, s, n, total: jobs.record(
+                                        job, step=f"backfilled {n}/{total}", last=f"{d} {s}"))
+        result = {"summary": summary.line()}
+    except Exception as exc:  # the job boundary: the date must still be learned for and processed
+        log.error("backfill before %s %s %sd failed: %s; learning from what is here",
+                  network, processing_date, days, exc)
+        jobs.note_error(job, exc)
+        result = {"error": f"{type(exc).__name__}: {exc}"}
+    learn = jobs.enqueue_learn(settings, network, processing_date, days, connection,
+                               then_process=True)
+    log.info("backfill %s %s %sd: %s %s", network, processing_date, days, learn.job_id,
+             learn.message)
+    jobs.record(job, step="chained", learn_job=learn.job_id)
+    return {**result, "learn_job": learn.job_id}
 
 
 def _counts(summary: dict) -> tuple[int, int]:

@@ -11,7 +11,8 @@ import sys
 log = logging.getLogger(__name__)
 
 # Each worker is its service's code, reached by dotted name so ops imports neither.
-WORKERS = {"download": "services.downloader.worker", "process": "services.processor.worker"}
+WORKERS = {"download": "services.downloader.worker:run", "process": "services.processor.worker:run",
+           "learn": "services.processor.worker:run_learner"}
 
 
 def _positive(text: str) -> int:
@@ -33,7 +34,12 @@ def add_commands(sub) -> None:
     p = sub.add_parser("sample", help="write a deterministic sample SOT date "
                                       "(demo, test and training data)")
     p.add_argument("--network", help="network name (default: settings NETWORK)")
-    p.add_argument("--processing-date", required=True, help="YYYY-MM-DD")
+    when = p.add_mutually_exclusive_group(required=True)
+    when.add_argument("--processing-date", help="YYYY-MM-DD")
+    when.add_argument("--from", dest="first", metavar="YYYY-MM-DD",
+                      help="first of a range of dates (with --to): a history with one "
+                           "cumulative labels file, as the SOT keeps it")
+    p.add_argument("--to", dest="last", metavar="YYYY-MM-DD", help="last date of the range")
     p.add_argument("--days", type=_positive, help="window in days (default: settings WINDOW_DAYS)")
     p.add_argument("--output-dir", required=True,
                    help="SOT root: writes snapshots/{network}/{date}/{days}/ and address-labels/")
@@ -56,8 +62,9 @@ def add_commands(sub) -> None:
     p.add_argument("--port", type=_positive, default=9000, help="port (default 9000)")
     p.add_argument("--bucket", default="sample-sot", help="bucket name (default sample-sot)")
     p.add_argument("--alerts", type=_positive, default=2000, help="alerts per date (default 2000)")
-    p.add_argument("--days-back", type=_non_negative, default=1,
-                   help="also publish this many dates before today (default 1)")
+    p.add_argument("--days-back", type=_non_negative, default=30,
+                   help="also publish this many dates before today, the history the learner "
+                        "learns from (default 30)")
     p.set_defaults(func=run_sample_sot)
 
     p = sub.add_parser("stack", help="run compose.yaml's services as local processes "
@@ -77,6 +84,8 @@ def run_sample(args, settings) -> int:
 
     network = args.network or settings.NETWORK
     days = args.days or settings.WINDOW_DAYS
+    if args.first or args.last:
+        return _sample_range(args, settings, network, days)
     try:
         batch = sample.generate_batch(network, args.processing_date, days, n_alerts=args.alerts,
                                       seed=args.seed, legacy_columns=args.legacy_columns)
@@ -96,19 +105,43 @@ def run_sample(args, settings) -> int:
     return 0
 
 
-def _upload(args, settings, network: str, days: int) -> int:
-    """Upload the batch just written (and the network's labels) to args.bucket."""
+def _sample_range(args, settings, network: str, days: int) -> int:
+    """`sample --from D1 --to D2`: every date of the range, one cumulative labels file."""
+    from shared import sample
+    from shared.storage import InvalidDate, date_range
+
+    if not (args.first and args.last):
+        print("aml-miner sample: --from and --to go together", file=sys.stderr)
+        return 2
+    try:
+        dates = date_range(args.first, args.last)
+        folders = sample.write_history(network, dates, days, args.output_dir, args.input_dir,
+                                       args.alerts, args.seed, args.legacy_columns)
+    except (InvalidDate, ValueError) as exc:
+        print(f"aml-miner sample: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"aml-miner sample: cannot write: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(str(f) for f in folders))
+    return _upload(args, settings, network, days, dates) if args.bucket else 0
+
+
+def _upload(args, settings, network: str, days: int, dates: list[str] | None = None) -> int:
+    """Upload the batches just written (and the network's labels) to args.bucket."""
     from shared import storage
     from shared.settings import SettingsError
     from services.ops.upload import UploadError, upload_tree
 
-    only = (storage.sot_prefix(network, args.processing_date, days), storage.labels_key(network))
+    only = (*(storage.sot_prefix(network, d, days) for d in dates or [args.processing_date]),
+            storage.labels_key(network))
     try:
         summary = upload_tree(args.output_dir, settings, bucket=args.bucket, only=only)
     except (UploadError, SettingsError) as exc:
         print(f"aml-miner sample: upload failed: {exc}", file=sys.stderr)
         return 1
-    print(f"s3://{summary['bucket']}/{only[0]}")
+    for prefix in only[:-1]:
+        print(f"s3://{summary['bucket']}/{prefix}")
     return 0
 
 
@@ -144,7 +177,7 @@ def run_stack(args, settings) -> int:
 
 
 def _add_chain_commands(sub) -> None:
-    worker = sub.add_parser("worker", help="run the download or process RQ worker")
+    worker = sub.add_parser("worker", help="run the download, process or learn RQ worker")
     worker.add_argument("queue", choices=sorted(WORKERS))
     worker.add_argument("--burst", action="store_true", help="quit when the queue is empty")
     worker.set_defaults(func=_worker)
@@ -155,7 +188,8 @@ def _add_chain_commands(sub) -> None:
     enqueue.set_defaults(func=_enqueue)
 
     status = sub.add_parser("status", help="where a date stands: queued / downloading / "
-                                           "processing / published / failed + reason")
+                                           "backfilling / learning / processing / published / "
+                                           "failed + reason, and its learn job")
     _date_arguments(status)
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.set_defaults(func=_status)
@@ -169,7 +203,7 @@ def _add_chain_commands(sub) -> None:
                             help="exit 0 when this host's worker heartbeat is fresh "
                                  "(`worker QUEUE`) or a URL answers 2xx (`http URL`)")
     health.add_argument("kind", choices=["worker", "http"])
-    health.add_argument("target", help="worker: download or process; http: the URL to GET")
+    health.add_argument("target", help="worker: download, process or learn; http: the URL to GET")
     health.set_defaults(func=_healthcheck)
 
 
@@ -194,8 +228,8 @@ def _worker(args, settings) -> int:
     except SettingsError as exc:  # fail at start, not in the first job
         print(f"aml-miner worker: configuration error: {exc}", file=sys.stderr)
         return 2
-    module = importlib.import_module(WORKERS[args.queue])
-    return module.run(settings, burst=args.burst)
+    module, function = WORKERS[args.queue].split(":")
+    return getattr(importlib.import_module(module), function)(settings, burst=args.burst)
 
 
 def _enqueue(args, settings) -> int:
@@ -227,13 +261,17 @@ def _status(args, settings) -> int:
 
     try:
         status = jobs.date_status(settings, *_identity(args, settings))
+        learn = jobs.learn_status(settings, *_identity(args, settings))
     except jobs.JobArgumentError as exc:
         print(f"aml-miner status: {exc}", file=sys.stderr)
         return 2
     except RedisError as exc:
         print(f"aml-miner status: Redis at REDIS_URL is unreachable: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(asdict(status), sort_keys=True) if args.json else status.describe())
+    if args.json:
+        print(json.dumps({**asdict(status), "learn": learn}, sort_keys=True))
+    else:
+        print(status.describe() + (f"\n{learn}" if learn else ""))
     return 1 if status.state == "failed" else 0
 
 
@@ -283,10 +321,16 @@ def _http_healthcheck(url: str) -> int:
         return 1
 
 
+def _queue_of(kind: str, settings) -> str:
+    """The queue a worker kind (download, process, learn) works on."""
+    return {"download": settings.QUEUE_DOWNLOAD, "process": settings.QUEUE_PROCESS,
+            "learn": settings.QUEUE_LEARN}[kind]
+
+
 def _worker_healthcheck(kind: str, settings) -> int:
     from shared import worker
 
-    queue = settings.QUEUE_DOWNLOAD if kind == "download" else settings.QUEUE_PROCESS
+    queue = _queue_of(kind, settings)
     path = worker.heartbeat_path(settings, queue)
     age = worker.heartbeat_age(path)
     if worker.is_fresh(settings, queue):

@@ -1,9 +1,11 @@
 """The bundled sample SOT: an S3-protocol server (moto) holding generated batches.
 
 It lets `docker compose up` (and `aml-miner stack`) run the whole chain with no
-credentials, through the exact production download path. It publishes today's
-and the previous days' sample dates at start, and each new UTC day's date as the
-day begins, so the daily schedule always finds its date.
+credentials, through the exact production download path. At start it publishes a
+history (the previous days, oldest first, with one cumulative labels file, so the
+learner has something to learn from) and today's date, then the READY object its
+healthcheck looks for; afterwards each new UTC day's date as the day begins, so the
+daily schedule always finds its date.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ log = logging.getLogger(__name__)
 CHECK_EVERY_S = 300
 
 
+READY_KEY = "READY"  # uploaded once the first round is published; the healthcheck GETs it
+
+
 def sample_dates(today: dt.date, days_back: int) -> list[str]:
-    """Today's date and the days_back dates before it, newest first."""
-    return [(today - dt.timedelta(days=n)).isoformat() for n in range(days_back + 1)]
+    """The days_back dates before today and today, oldest first."""
+    return [(today - dt.timedelta(days=n)).isoformat() for n in range(days_back, -1, -1)]
 
 
 def publish_date(settings: Settings, bucket: str, date: str, alerts: int, root: Path) -> None:
@@ -53,7 +58,18 @@ def keep_publishing(settings: Settings, bucket: str, alerts: int, days_back: int
                 if date not in done:
                     publish_date(settings, bucket, date, alerts, Path(tmp))
                     done.add(date)
+            if len(done) == days_back + 1:
+                mark_ready(settings, bucket)
             stop.wait(CHECK_EVERY_S)
+
+
+def mark_ready(settings: Settings, bucket: str) -> None:
+    """Upload the READY object (once): every date of the first round is there."""
+    from shared.s3 import make_client
+
+    client = make_client(settings.replace(SOT_S3_BUCKET=bucket))
+    client.put_object(Bucket=bucket, Key=READY_KEY, Body=b"ready\n")
+    log.info("sample SOT: history published; s3://%s/%s is up", bucket, READY_KEY)
 
 
 def create_public_bucket(settings: Settings, bucket: str) -> None:

@@ -14,9 +14,12 @@ def add_commands(sub) -> None:
     process.add_argument("--input-dir", type=Path, help="input root (default: INPUT_DIR)")
     process.add_argument("--output-dir", type=Path, help="output root (default: OUTPUT_DIR)")
     process.add_argument("--processing-date", required=True, help="YYYY-MM-DD")
-    process.add_argument("--models-dir", type=Path, help="models folder (default: MODELS_DIR)")
-    process.add_argument("--model-version", help="use this X.Y.Z of all three models "
-                                                 "(default: the highest of each)")
+    process.add_argument("--models-dir", type=Path,
+                         help="models folder (default: the current set of NETWORK and "
+                              "WINDOW_DAYS: the promoted learned set, else MODELS_DIR)")
+    process.add_argument("--model-version",
+                         help="for this run only: a learned set's version (see `aml-miner "
+                              "models list`) or the X.Y.Z of all three models in --models-dir")
     process.set_defaults(func=run_process)
 
     train = sub.add_parser("train", help="train the three models on labelled input dates")
@@ -28,6 +31,35 @@ def add_commands(sub) -> None:
     train.add_argument("--report-dir", type=Path,
                        help="report folder (default: MODELS_DIR/report)")
     train.set_defaults(func=run_train)
+
+    learn = sub.add_parser("learn", help="train a candidate set on the labelled input dates "
+                                         "before a date, compare it with the current set, "
+                                         "promote it only if it wins")
+    learn.add_argument("--processing-date", required=True,
+                       help="YYYY-MM-DD: learn from the dates strictly before it")
+    learn.add_argument("--network", help="default: NETWORK")
+    learn.add_argument("--days", type=int, help="window in days (default: WINDOW_DAYS)")
+    learn.add_argument("--input-dir", type=Path, help="input root (default: INPUT_DIR)")
+    learn.add_argument("--max-dates", type=int,
+                       help="newest labelled dates to use at most (default: LEARN_MAX_DATES)")
+    learn.set_defaults(func=run_learn)
+
+    models = sub.add_parser("models", help="list the shipped and learned model sets, or choose "
+                                           "the current one")
+    actions = models.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="every set of a network and window; * marks "
+                                              "the current one")
+    use = actions.add_parser("use", help="make a set current and pin it (learning then keeps "
+                                         "it until `models unpin`)")
+    use.add_argument("version", help="a learned version from `models list`, or 'shipped'")
+    unpin = actions.add_parser("unpin", help="let learning promote again")
+    for parser in (listing, use, unpin):
+        parser.add_argument("--network", help="default: NETWORK")
+        parser.add_argument("--days", type=int, help="window in days (default: WINDOW_DAYS)")
+    listing.add_argument("--json", action="store_true", help="print the sets as JSON")
+    listing.set_defaults(func=run_models_list)
+    use.set_defaults(func=run_models_use)
+    unpin.set_defaults(func=run_models_unpin)
 
     shipped = sub.add_parser("train-shipped", help="rebuild the shipped v1.0.0 models from the "
                                                    "fixed generated sample dates")
@@ -41,11 +73,14 @@ def _expected_errors() -> tuple[type[Exception], ...]:
     """Errors with a message that names the cause: reported without a traceback."""
     from services.processor.dataset import TrainingError
     from services.processor.models import ModelError
+    from services.processor.learning import LearnError
     from services.processor.outputs import ScoreError
     from shared.contract import ContractError
+    from shared.modelsets import ModelSetError
     from shared.storage import InvalidDate
 
-    return ContractError, InvalidDate, ModelError, ScoreError, TrainingError, OSError
+    return (ContractError, InvalidDate, ModelError, ScoreError, TrainingError, LearnError,
+            ModelSetError, OSError)
 
 
 def _fail(command: str, exc: Exception) -> int:
@@ -53,17 +88,32 @@ def _fail(command: str, exc: Exception) -> int:
     return 1
 
 
+def _chosen_set(args: argparse.Namespace, settings):
+    """The model set and the version to load from it: --models-dir, a learned --model-version,
+    or the current set."""
+    from shared import modelsets
+
+    if args.models_dir:
+        return modelsets.ModelSet(args.model_version or "", "override", args.models_dir), \
+            args.model_version
+    if args.model_version and modelsets.is_learned_version(args.model_version):
+        return modelsets.find(settings, settings.NETWORK, settings.WINDOW_DAYS,
+                              args.model_version), None
+    chosen = modelsets.current(settings, settings.NETWORK, settings.WINDOW_DAYS)
+    return chosen, args.model_version
+
+
 def run_process(args: argparse.Namespace, settings) -> int:
     """aml-miner process."""
     from services.processor.models import load_models
     from services.processor.process import process_batch
 
-    models_dir = args.models_dir or settings.MODELS_DIR
     try:
-        models = load_models(models_dir, args.model_version)
+        chosen, version = _chosen_set(args, settings)
+        models = load_models(chosen.folder, version)
         metadata = process_batch(args.input_dir or settings.INPUT_DIR,
                                  args.output_dir or settings.OUTPUT_DIR, args.processing_date,
-                                 models=models, settings=settings)
+                                 models=models, settings=settings, model_set=chosen)
     except _expected_errors() as exc:
         return _fail("process", exc)
     print(json.dumps({k: metadata[k] for k in ("processing_date", "alert_count",
@@ -94,4 +144,68 @@ def run_train_shipped(args: argparse.Namespace, settings) -> int:
     except _expected_errors() as exc:
         return _fail("train-shipped", exc)
     print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _network_window(args: argparse.Namespace, settings) -> tuple[str, int]:
+    return args.network or settings.NETWORK, args.days or settings.WINDOW_DAYS
+
+
+def run_learn(args: argparse.Namespace, settings) -> int:
+    """aml-miner learn."""
+    from services.processor.learning import learn
+
+    network, days = _network_window(args, settings)
+    try:
+        outcome = learn(settings, network, days, args.processing_date, args.input_dir,
+                        args.max_dates)
+    except _expected_errors() as exc:
+        return _fail("learn", exc)
+    print(f"learn {network} {days}d for {args.processing_date}: {outcome.decision}"
+          f"{' ' + outcome.version if outcome.version else ''}: {outcome.reason}")
+    if outcome.report:
+        print(f"comparison report: {outcome.report}")
+    return 0
+
+
+def run_models_list(args: argparse.Namespace, settings) -> int:
+    """aml-miner models list."""
+    from services.processor import modelsets_view
+
+    network, days = _network_window(args, settings)
+    rows = modelsets_view.rows(settings, network, days)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(modelsets_view.render(rows, network, days))
+    return 0
+
+
+def run_models_use(args: argparse.Namespace, settings) -> int:
+    """aml-miner models use VERSION."""
+    from shared import modelsets
+
+    network, days = _network_window(args, settings)
+    try:
+        chosen = modelsets.make_current(settings, network, days, args.version, by="operator",
+                                        pinned=True)
+    except modelsets.ModelSetError as exc:
+        return _fail("models use", exc)
+    print(f"{network} {days}d: {chosen.version} ({chosen.folder}) is current and pinned; "
+          "workers load it before their next job. `aml-miner models unpin` lets learning "
+          "promote again.")
+    return 0
+
+
+def run_models_unpin(args: argparse.Namespace, settings) -> int:
+    """aml-miner models unpin."""
+    from shared import modelsets
+
+    network, days = _network_window(args, settings)
+    try:
+        chosen = modelsets.unpin(settings, network, days)
+    except modelsets.ModelSetError as exc:
+        return _fail("models unpin", exc)
+    print(f"{network} {days}d: {chosen.version} stays current until learning promotes a "
+          "better set")
     return 0

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 from rq import get_current_job
 
 from services.processor.models import load_models
 from services.processor.process import process_batch
-from shared import jobs, storage
+from shared import jobs, modelsets, storage
 from shared.contract import ContractError
 from shared.settings import Settings, SettingsError
 
@@ -22,27 +23,43 @@ PERMANENT = (ContractError, jobs.JobArgumentError, storage.InvalidDate, Settings
 STEPS = {"read": "validated", "features": "features", "score_alerts": "scored",
          "rank_alerts": "ranked", "score_clusters": "clusters_scored", "write": "written"}
 
-# Filled by `preload` in `aml-miner worker process` before its work loop, so every
-# forked job inherits the models instead of reading them again.
+# Filled by `preload` in the process worker before a job is forked, so every forked job
+# inherits the models instead of reading them again: the folder loaded, and its models.
 _loaded: dict = {}
 
 
-def preload(settings: Settings):
-    """Load the three models from MODELS_DIR once and keep them for every later job."""
-    started = time.monotonic()
-    _loaded["models"] = load_models(settings.MODELS_DIR)
-    _loaded["dir"] = str(settings.MODELS_DIR)
-    log.info("models loaded from %s in %.2f s", settings.MODELS_DIR, time.monotonic() - started)
-    return _loaded["models"]
+def model_set(settings: Settings, network: str, window_days: int) -> modelsets.ModelSet:
+    """The set a job of this network and window scores with: the current learned set, else
+    the shipped one."""
+    return modelsets.current(settings, network, window_days)
 
 
-def models(settings: Settings):
-    """The preloaded models; loaded here once when a plain `rq worker` runs this job."""
-    if _loaded.get("dir") != str(settings.MODELS_DIR):
-        log.warning("models not preloaded for %s (not started by `aml-miner worker process`?): "
-                    "loading them now", settings.MODELS_DIR)
-        preload(settings)
-    return _loaded["models"]
+def preload(settings: Settings, network: str | None = None, window_days: int | None = None):
+    """Load the current set of a network and window (default NETWORK, WINDOW_DAYS) unless it is
+    the one already loaded; a promotion is picked up here, before the next job."""
+    chosen = model_set(settings, network or settings.NETWORK,
+                       jobs.window(window_days or settings.WINDOW_DAYS))
+    key = str(Path(chosen.folder).resolve())
+    if _loaded.get("key") != key:
+        started = time.monotonic()
+        _loaded.update(key=key, set=chosen, models=load_models(chosen.folder))
+        log.info("models loaded from %s (the %s set %s) in %.2f s", chosen.folder,
+                 chosen.source, chosen.version, time.monotonic() - started)
+    return _loaded["set"], _loaded["models"]
+
+
+def prepare(job) -> None:
+    """Worker hook before a job is forked: have its network's current set loaded."""
+    if job.func_name == jobs.PROCESS_JOB:
+        preload(Settings.from_env(), job.kwargs.get("network"), job.kwargs.get("window_days"))
+
+
+def _models_for(settings: Settings, network: str, days: int):
+    """The job's models: those the worker loaded before forking it, else loaded here."""
+    if not _loaded:
+        log.warning("models not preloaded (not started by `aml-miner worker process`?): "
+                    "loading them in the job")
+    return preload(settings, network, days)
 
 
 def process_job(network: str, processing_date: str, window_days) -> dict:
@@ -53,9 +70,10 @@ def process_job(network: str, processing_date: str, window_days) -> dict:
     started = time.monotonic()
     try:
         settings, days = Settings.from_env(), jobs.window(window_days)
+        chosen, models = _models_for(settings, network, days)
         metadata = process_batch(settings.INPUT_DIR, settings.OUTPUT_DIR, processing_date,
-                                 models=models(settings), settings=settings,
-                                 progress=_recorder(job))
+                                 models=models, settings=settings, progress=_recorder(job),
+                                 model_set=chosen)
     except PERMANENT as exc:
         jobs.fail_now(job, exc)
         log.error("process %s %s %sd failed (bad input, no retry): %s", network, processing_date,
@@ -88,3 +106,60 @@ def _published(job, network: str, processing_date: str, days: int, metadata: dic
     log.info("process %s %s %sd: published %d alerts, %d clusters in %.2f s", network,
              processing_date, days, counts["alerts"], counts["clusters"], seconds)
     return {**counts, "seconds": round(seconds, 3)}
+
+
+def learn_job(network: str, processing_date: str, window_days, then_process: bool = False) -> dict:
+    """Learn for a date from the dates before it; then_process: queue the date's processing
+    afterwards whatever happened (its first publication waits for this learn only)."""
+    from services.processor import learning
+
+    job = get_current_job()
+    settings, days = Settings.from_env(), jobs.window(window_days)
+    connection = job.connection if job is not None else jobs.connect(settings)
+    jobs.record(job, step="learning")
+    try:
+        outcome = learning.learn(settings, network, days, processing_date)
+    except Exception as exc:  # the job boundary: the failure is recorded, processing goes on
+        jobs.note_error(job, exc)
+        modelsets.record_learn(settings, network, days, {
+            "processing_date": processing_date, "decision": "failed",
+            "reason": f"{type(exc).__name__}: {exc}"})
+        log.error("learn %s %s %sd failed: %s", network, processing_date, days, exc)
+        if then_process:
+            _then_process(settings, network, processing_date, days, connection)
+        raise
+    jobs.record(job, step=outcome.decision, version=outcome.version)
+    if then_process:
+        _then_process(settings, network, processing_date, days, connection)
+    elif outcome.promoted and settings.LEARN_REPROCESS_TODAY:
+        _republish(settings, network, processing_date, days, connection)
+    return outcome.record()
+
+
+def _then_process(settings: Settings, network: str, processing_date: str, days: int,
+                  connection) -> None:
+    chained = jobs.enqueue_process(settings, network, processing_date, days, connection)
+    log.info("learn %s %s %sd: %s %s", network, processing_date, days, chained.job_id,
+             chained.message)
+
+
+def _republish(settings: Settings, network: str, processing_date: str, days: int,
+               connection) -> None:
+    """Publish the date again with the promoted set: at once when it is already published,
+    after the run in progress when it is being processed (that run loaded the old set)."""
+    deadline = time.monotonic() + settings.JOB_TIMEOUT_PROCESS
+    while time.monotonic() < deadline:
+        status = jobs.date_status(settings, network, processing_date, days, connection)
+        if status.state == "queued" and status.stage == "process":
+            log.info("learn: %s is queued; it will load the promoted set", status.job_id)
+            return
+        if status.state not in ("processing", "queued", "downloading"):
+            break
+        time.sleep(2)
+    if status.state != "published":
+        log.info("learn: %s %s is %s, not published; nothing to re-publish", network,
+                 processing_date, status.state)
+        return
+    log.info("learn: re-publishing %s %s %sd with the promoted set (LEARN_REPROCESS_TODAY)",
+             network, processing_date, days)
+    _then_process(settings, network, processing_date, days, connection)

@@ -26,8 +26,10 @@ ALERT_SCORER = "alert_scorer"
 ALERT_RANKER = "alert_ranker"
 CLUSTER_SCORER = "cluster_scorer"
 MODEL_NAMES = (ALERT_SCORER, ALERT_RANKER, CLUSTER_SCORER)
-VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
-_FILE_RE = re.compile(r"^(?P<name>[a-z_]+)_v(?P<version>\d+\.\d+\.\d+)\.txt$")
+# X.Y.Z for shipped and hand-trained models; a UTC timestamp for learned ones (shared.modelsets).
+_VERSION = r"\d+\.\d+\.\d+|\d{8}T\d{6}Z"
+VERSION_RE = re.compile(rf"^(?:{_VERSION})$")
+_FILE_RE = re.compile(rf"^(?P<name>[a-z_]+)_v(?P<version>{_VERSION})\.txt$")
 _ROW_BLOCK = 8_192  # rows copied at a time into the C-order matrix (a block stays in cache)
 
 
@@ -58,9 +60,11 @@ def sidecar_file(model_path: Path) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
-def version_key(version: str) -> tuple[int, ...]:
-    """Sort key of a semantic version string (1.10.0 after 1.9.0)."""
-    return tuple(int(part) for part in version.split("."))
+def version_key(version: str) -> tuple:
+    """Sort key of a version: X.Y.Z numerically (1.10.0 after 1.9.0), learned ones after, by time."""
+    if "." in version:
+        return (0, tuple(int(part) for part in version.split(".")))
+    return (1, version)
 
 
 def available_versions(models_dir: Path, name: str) -> list[str]:
@@ -219,7 +223,8 @@ def load_model(models_dir: Path | str, name: str, version: str | None = None) ->
             raise ModelError(f"{models_dir}: no {name}_v<version>.txt model file")
         version = versions[-1]
     elif not VERSION_RE.match(version):
-        raise ModelError(f"model version {version!r} is not in X.Y.Z form")
+        raise ModelError(f"model version {version!r} is not in X.Y.Z form (or a learned "
+                         "set's YYYYMMDDTHHMMSSZ)")
     path = model_file(models_dir, name, version)
     if not path.is_file():
         raise ModelError(f"{path}: model file is missing")

@@ -34,6 +34,7 @@ from services.processor.models import Models, cpu_threads, load_models
 from services.processor.scoring import (ALL_ROWS, EACH_CHUNK, Prediction, RowMatrix,
                                         balanced_rows, yield_to_others)
 from shared import contract
+from shared.modelsets import ModelSet
 from shared.settings import Settings
 from shared.storage import (ALERTS_RANKED, ALERTS_SCORED, CLUSTERS_SCORED, METADATA, date_dir,
                             parse_date, publish, staging_dir)
@@ -217,11 +218,13 @@ def _read(source: Path, processing_date: str, settings: Settings, steps: Steps):
 def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date: str,
                   models_dir: Path | str | None = None, models: Models | None = None,
                   settings: Settings | None = None,
-                  progress: Callable[[str, float], None] | None = None) -> dict:
+                  progress: Callable[[str, float], None] | None = None,
+                  model_set: ModelSet | None = None) -> dict:
     """Score, rank and publish one date; returns the metadata written to metadata.json.
 
     progress, if given, is called with (step name, seconds) as each step finishes (the job
-    chain records it in job.meta).
+    chain records it in job.meta). model_set says which set the models are, for metadata.json
+    (default: the folder they were loaded from, as an override).
     """
     settings = settings or Settings()
     parse_date(processing_date)
@@ -232,6 +235,7 @@ def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date
     if models is None:
         with steps.step("load_models"):
             models = load_models(models_dir or settings.MODELS_DIR)
+    model_set = model_set or ModelSet("", "override", models.alert_scorer.path.parent)
     # A thread per call (not a module-level pool: RQ forks, and pool threads do not survive
     # a fork). Hashing runs beside the single-threaded feature work instead of after it.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="checksums") as pool:
@@ -245,7 +249,9 @@ def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date
                 "processing_date": processing_date, "network": network, "window_days": window,
                 "alert_count": inputs.alerts.num_rows,
                 "cluster_count": inputs.clusters.num_rows,
-                "model_versions": models.versions(), "timestamp": outputs.utc_timestamp(),
+                "model_versions": models.versions(), "model_set": model_set.describe(),
+                "model_github_url": settings.MODEL_GITHUB_URL,
+                "timestamp": outputs.utc_timestamp(),
                 "input_sha256": sums, "timings_s": steps.total(),
                 "prediction_cpu_s": prediction_cpu,
             }

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from typing import Iterator
 
 from shared import worker
 from shared.settings import Settings
+
+log = logging.getLogger(__name__)
 
 OMP = "OMP_NUM_THREADS"
 
@@ -42,9 +45,22 @@ def single_openmp_thread() -> Iterator[None]:
 
 
 def run(settings: Settings, burst: bool = False) -> int:
-    """Load the models once (every forked job inherits them), then work the process queue."""
+    """Load the current models once (every forked job inherits them), then work the process
+    queue; before each job, a promoted set is loaded in their place."""
     with single_openmp_thread():
         from services.processor import jobs
 
         jobs.preload(settings)
-    return worker.run(settings, settings.QUEUE_PROCESS, burst=burst)
+    _warn_unset_url(settings)
+    return worker.run(settings, settings.QUEUE_PROCESS, burst=burst, prepare=jobs.prepare)
+
+
+def run_learner(settings: Settings, burst: bool = False) -> int:
+    """Work the learn queue (each learn runs in its own forked job; nothing is preloaded)."""
+    return worker.run(settings, settings.QUEUE_LEARN, burst=burst)
+
+
+def _warn_unset_url(settings: Settings) -> None:
+    if not settings.MODEL_GITHUB_URL:
+        log.warning("MODEL_GITHUB_URL is empty: the subnet's validators reject submissions "
+                    "without a model_github_url (set it to where your models' code lives)")

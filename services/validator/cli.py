@@ -22,15 +22,22 @@ def add_commands(sub) -> None:
     v.add_argument("--api", metavar="URL", help="judge what the result API serves (default: the output folder)")
     _common(v)
     v.add_argument("--output-dir", type=Path, help="published results (default OUTPUT_DIR)")
-    v.add_argument("--models-dir", type=Path, help="models for the determinism re-run (default MODELS_DIR)")
+    v.add_argument("--models-dir", type=Path,
+                   help="models for the determinism re-run (default: the set the date's "
+                        "metadata.json records)")
     v.add_argument("--no-determinism", action="store_true", help="skip re-running the processor")
     v.set_defaults(func=run_validate)
 
     e = sub.add_parser("evaluate", help="score held-out dates with model folders and compare them",
                        description=__doc__)
     e.add_argument("--dates", nargs="+", required=True, metavar="DATE", help="input dates to score")
-    e.add_argument("--models-dir", type=Path, help="models to evaluate (default MODELS_DIR)")
+    e.add_argument("--models-dir", type=Path,
+                   help="models to evaluate (default: the current set of NETWORK and WINDOW_DAYS)")
     e.add_argument("--compare-models-dir", type=Path, help="a second model folder, shown side by side")
+    e.add_argument("--labels", type=Path, metavar="FILE",
+                   help="judge every date by this address labels file (default: each date's own)")
+    e.add_argument("--report-name", metavar="STEM",
+                   help="report file names without extension (default: evaluate_{dates})")
     _common(e)
     e.set_defaults(func=run_evaluate)
 
@@ -74,6 +81,7 @@ def _finish(outcome, report_dir: Path, stem: str) -> int:
 def run_validate(args, settings) -> int:
     """Handler of `aml-miner validate`."""
     from services.validator import sources, validation
+    from shared import modelsets
     from shared.contract import ContractError
     from shared.storage import InvalidDate, parse_date
 
@@ -84,7 +92,8 @@ def run_validate(args, settings) -> int:
     source = (sources.ApiSource(args.api) if args.api
               else sources.FolderSource(args.output_dir or settings.OUTPUT_DIR))
     rerun = None if args.no_determinism else validation.Rerun(
-        args.models_dir or settings.MODELS_DIR, _command(args), _rerun_env(settings))
+        args.models_dir, _command(args), _rerun_env(settings),
+        lambda metadata: modelsets.recorded(settings, metadata).folder)
     try:
         outcome = validation.validate(source, args.input_dir or settings.INPUT_DIR,
                                       args.processing_date, rerun)
@@ -100,6 +109,7 @@ def _command(args) -> list[str] | None:
 def run_evaluate(args, settings) -> int:
     """Handler of `aml-miner evaluate`."""
     from services.validator import determinism, evaluation
+    from shared import modelsets
     from shared.contract import ContractError
     from shared.storage import InvalidDate, parse_date
 
@@ -107,14 +117,15 @@ def run_evaluate(args, settings) -> int:
         dates = sorted({parse_date(d).isoformat() for d in args.dates})
     except InvalidDate as exc:
         return _fail("evaluate", str(exc))
-    models = [args.models_dir or settings.MODELS_DIR, *([args.compare_models_dir] if args.compare_models_dir else [])]
+    current = modelsets.current(settings, settings.NETWORK, settings.WINDOW_DAYS).folder
+    models = [args.models_dir or current, *([args.compare_models_dir] if args.compare_models_dir else [])]
     missing = [str(m) for m in models if not Path(m).is_dir()]
     if missing:
         return _fail("evaluate", f"models folder not found: {', '.join(missing)}")
     try:
         outcome = evaluation.evaluate(args.input_dir or settings.INPUT_DIR, dates, models,
-                                      _command(args), _rerun_env(settings))
+                                      _command(args), _rerun_env(settings), args.labels)
     except (ContractError, determinism.ProcessorFailed) as exc:
         return _fail("evaluate", str(exc))
     span = dates[0] if len(dates) == 1 else f"{dates[0]}_{dates[-1]}"
-    return _finish(outcome, _report_dir(args, settings), f"evaluate_{span}")
+    return _finish(outcome, _report_dir(args, settings), args.report_name or f"evaluate_{span}")

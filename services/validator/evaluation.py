@@ -155,9 +155,12 @@ def comparison(runs: list[dict]) -> list[dict]:
 
 
 def evaluate(input_dir: Path, dates: list[str], models_dirs: list[Path], command=None,
-             env=None) -> Outcome:
-    """Evaluate one or two model folders on the given dates; exit 1 when any output fails the gate."""
-    batches = {d: inputs.load(input_dir, d) for d in dates}
+             env=None, labels: Path | None = None) -> Outcome:
+    """Evaluate one or two model folders on the given dates; exit 1 when any output fails the gate.
+
+    labels: one labels file to judge every date by (default: each date's own).
+    """
+    batches = {d: inputs.load(input_dir, d, labels) for d in dates}
     runs, pools = [], {}
     with tempfile.TemporaryDirectory(prefix="aml-evaluate-") as tmp:
         for label, models_dir in zip(LABELS, models_dirs):
@@ -169,6 +172,7 @@ def evaluate(input_dir: Path, dates: list[str], models_dirs: list[Path], command
              "not held out" for r in runs if r["trained_on_evaluated_dates"]]
     code = EXIT_GATE if failures else EXIT_OK
     report = {"kind": "evaluate", "dates": list(dates), "input": str(input_dir),
+              "labels": str(labels) if labels else "each date's own address_labels.parquet",
               "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(), "runs": runs,
               "comparison": comparison(runs), "notes": notes,
               "verdict": {"summary": f"{failures} output(s) failed the integrity gate" if failures

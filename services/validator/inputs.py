@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
@@ -36,13 +37,27 @@ def _meta(folder: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def load(input_dir: Path, processing_date: str) -> Input:
-    """Read one input date, or raise ContractError naming the file and problem."""
+def read_labels(path: Path) -> pd.DataFrame:
+    """An address labels file (any name), validated like the input's own."""
+    path = Path(path)
+    if not path.is_file():
+        raise contract.ContractError(path, "labels file does not exist")
+    return contract.read_table(path.parent, dataclasses.replace(contract.LABELS, file=path.name))
+
+
+def load(input_dir: Path, processing_date: str, labels_path: Path | None = None) -> Input:
+    """Read one input date, or raise ContractError naming the file and problem.
+
+    labels_path: judge by this labels file instead of the date's own (e.g. a newer copy
+    of the cumulative file, which knows more of the date's addresses).
+    """
     folder = storage.date_dir(Path(input_dir), processing_date)
     if not folder.is_dir():
         raise contract.ContractError(folder, "input date folder does not exist")
     labels = None
-    if (folder / contract.LABELS_FILE).is_file():
+    if labels_path is not None:
+        labels = read_labels(labels_path)
+    elif (folder / contract.LABELS_FILE).is_file():
         labels = contract.read_table(folder, contract.LABELS)
     else:
         log.warning("%s: no %s, ground-truth metrics are skipped", folder, contract.LABELS_FILE)

@@ -173,7 +173,21 @@ def metadata_checks(result: Result, n_alerts: int, n_clusters: int, meta_in: dic
         finding("metadata.identity", identity, "{n} field(s) disagree with the input"),
         finding("metadata.model_versions", _version_problems(result),
                 "{n} model version problem(s)"),
+        github_url_check(md),
     ]
+
+
+GITHUB_URL_CHECK = "metadata.model_github_url"
+
+
+def github_url_check(metadata: dict) -> Check:
+    """A non-empty model_github_url: the subnet validator's Tier 1 gate wants it on every
+    submission (from MODEL_GITHUB_URL, recorded in metadata.json)."""
+    url = str(metadata.get("model_github_url") or "").strip()
+    return finding(GITHUB_URL_CHECK, [] if url else ["model_github_url is empty"],
+                   "model_github_url is empty: set MODEL_GITHUB_URL to where your models' code "
+                   "lives (the subnet's validators reject a submission without it)",
+                   f"model_github_url {url}")
 
 
 def _version_problems(result: Result) -> list[str]:

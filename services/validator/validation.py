@@ -8,6 +8,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -32,11 +33,22 @@ class Outcome:
 
 @dataclass
 class Rerun:
-    """How to re-run the processor for the determinism check (None = skip it)."""
+    """How to re-run the processor for the determinism check (None = skip it).
 
-    models_dir: Path
+    models_dir None: the set the date's metadata.json records (found by `recorded`), so a
+    promotion since the date was published is not taken for non-determinism.
+    """
+
+    models_dir: Path | None
     command: list[str] | None = None
     env: dict | None = None
+    recorded: Callable[[dict], Path] | None = None
+
+    def folder(self, metadata: dict) -> Path:
+        """The models folder to re-run with."""
+        if self.models_dir is not None or self.recorded is None:
+            return Path(self.models_dir)
+        return self.recorded(metadata)
 
 
 def with_addresses(alerts: pd.DataFrame, address_of: pd.Series | None) -> pd.DataFrame:
@@ -88,14 +100,15 @@ def determinism_section(result, input_dir: Path, rerun: Rerun | None) -> dict:
     if rerun is None:
         return {"skipped": "--no-determinism"}
     started = time.monotonic()
+    models_dir = rerun.folder(result.metadata)
     with tempfile.TemporaryDirectory(prefix="aml-validate-") as tmp:
         try:
-            checks = determinism.check(result, input_dir, rerun.models_dir, Path(tmp),
+            checks = determinism.check(result, input_dir, models_dir, Path(tmp),
                                        rerun.command, rerun.env)
         except (determinism.ProcessorFailed, SourceError, OSError) as exc:
             checks = [Check("determinism.rerun", False, str(exc)[-1000:])]
     return {"checks": [c.as_dict() for c in checks], "seconds": round(time.monotonic() - started, 2),
-            "models_dir": str(rerun.models_dir)}
+            "models_dir": str(models_dir)}
 
 
 def verdict(gate: list[Check], det: dict) -> dict:

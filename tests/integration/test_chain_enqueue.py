@@ -39,7 +39,7 @@ def test_enqueue_queues_the_canonical_job_with_retry_and_timeout(chain_settings,
     job = jobs.fetch(conn, result.job_id)
     assert job.func_name == jobs.DOWNLOAD_JOB and job.origin == s.QUEUE_DOWNLOAD
     assert job.kwargs == {"network": "bitcoin", "processing_date": DATE, "window_days": 7,
-                          "force": False}
+                          "force": False, "process": True}
     assert (job.timeout, job.retries_left, job.retry_intervals) == (77, 2, [10, 60])
     assert jobs.date_status(s, "bitcoin", DATE, 7).state == "queued"
 

@@ -127,10 +127,18 @@ def _input_ids(stack: RunningStack, date: str) -> set[str]:
     return set(table.column("alert_id").to_pylist())
 
 
-def test_the_newest_sample_date_is_published_by_itself(stack):
+def test_the_newest_sample_date_is_published_by_itself_after_the_first_learn(stack):
     today = dt.datetime.now(dt.timezone.utc).date().isoformat()
-    payload = poll(lambda: published(stack.api, today), 240, f"{today} to be served")
+    # The first start backfills the sample SOT's history and learns before publishing.
+    payload = poll(lambda: published(stack.api, today), 600, f"{today} to be served")
     assert check_alert_scores(payload, _input_ids(stack, today)) > 0
+    report = stack.project / "volumes" / "reports" / f"learn_bitcoin_7d_{today}.json"
+    learned = json.loads(report.read_text())
+    assert learned["decision"] in ("promoted", "kept"), learned
+    assert len(learned["training_dates"]) >= 2 and learned["comparison_date"] < today
+    metadata = json.loads(http_get(f"{stack.api}/metadata/{today}")[2])
+    assert metadata["model_set"]["version"] == (learned["version"] if learned["decision"]
+                                                == "promoted" else "shipped")
 
 
 def test_an_enqueued_date_goes_through_download_and_processing(stack):

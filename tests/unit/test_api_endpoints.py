@@ -43,6 +43,7 @@ def test_alert_scores_are_the_published_rows_exactly(client, published):
     assert body["model_version"] == "alert_scorer_v1.0.0"
     assert body["metadata"]["processed_at"] == meta["timestamp"]
     assert body["metadata"]["model_versions"] == meta["model_versions"]
+    assert body["metadata"]["model_github_url"] == meta["model_github_url"]
     assert list(body) == ["processing_date", "network", "window_days", "model_version",
                           "total_alerts", "scores", "metadata"]
 

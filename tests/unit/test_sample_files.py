@@ -188,3 +188,41 @@ def test_cli_refuses_bad_arguments(tmp_path, args, message):
     assert result.returncode == 2
     assert message in result.stderr
     assert not (tmp_path / "snapshots").exists()
+
+
+def test_cli_writes_a_history_with_one_cumulative_labels_file(tmp_path):
+    result = _cli("--from", "2025-10-01", "--to", "2025-10-03", "--output-dir",
+                  str(tmp_path / "sot"), "--input-dir", str(tmp_path / "input"), "--alerts", "200")
+    assert result.returncode == 0, result.stderr
+    for date in ("2025-10-01", "2025-10-02", "2025-10-03"):
+        assert (tmp_path / "sot" / "snapshots" / "bitcoin" / date / "7" / "META.json").is_file()
+    labels = [set(pq.read_table(tmp_path / "input" / d / contract.LABELS_FILE,
+                                columns=["address"]).column(0).to_pylist())
+              for d in ("2025-10-01", "2025-10-02", "2025-10-03")]
+    assert labels[0] < labels[1] < labels[2]  # each date's copy knows every earlier label
+    sot_labels = tmp_path / "sot" / "address-labels" / "bitcoin_address_labels.parquet"
+    assert set(pq.read_table(sot_labels, columns=["address"]).column(0).to_pylist()) == labels[2]
+    assert contract.load_batch(tmp_path / "input" / "2025-10-03").labels is not None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--from", "2025-10-03", "--to", "2025-10-01"], "before it starts"),
+    (["--from", "2025-10-01"], "--from and --to go together"),
+    (["--from", "2025-10-01", "--to", "2025-10-02", "--processing-date", DATE],
+     "not allowed with argument"),
+])
+def test_cli_refuses_a_bad_range(tmp_path, args, message):
+    result = _cli(*args, "--output-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not (tmp_path / "snapshots").exists()
+
+
+def test_the_sample_sot_publishes_its_history_oldest_first_and_today_last():
+    import datetime as dt
+
+    from services.ops.sot_server import sample_dates
+
+    dates = sample_dates(dt.date(2025, 10, 31), 30)
+    assert len(dates) == 31 and dates[0] == "2025-10-01" and dates[-1] == "2025-10-31"
+    assert dates == sorted(dates)

@@ -9,7 +9,7 @@ import pytest
 
 from tests.compose_tools import REPO, compose_config, resolved
 
-LONG_RUNNING = {"redis", "sample-sot", "downloader", "processor", "api", "miner"}
+LONG_RUNNING = {"redis", "sample-sot", "downloader", "processor", "learner", "api", "miner"}
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +49,13 @@ def _mounts(svc: dict) -> dict:
 
 def test_volumes_share_data_and_mount_read_only_where_only_read(stack):
     svcs = stack["services"]
-    for writer in ("downloader", "processor"):
+    for writer in ("downloader", "processor", "learner"):
         data = _mounts(svcs[writer])["/data"]
         assert data["source"] == "data" and not data.get("read_only")
     assert _mounts(svcs["api"])["/data"]["read_only"] is True
-    models = _mounts(svcs["processor"])["/models"]
-    assert models["read_only"] is True and models["source"].endswith("trained_models")
+    for reader in ("processor", "learner"):
+        models = _mounts(svcs[reader])["/models"]
+        assert models["read_only"] is True and models["source"].endswith("trained_models")
     assert "/data" not in _mounts(svcs["miner"]), "the miner reads results only through the API"
 
 
@@ -73,10 +74,10 @@ def test_no_container_name_no_version_no_latest():
 
 
 def test_stop_grace_period_is_longer_than_a_job(stack):
-    for name in ("downloader", "processor"):
+    for name, kind in (("downloader", "DOWNLOAD"), ("processor", "PROCESS"), ("learner", "LEARN")):
         grace = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", stack["services"][name]["stop_grace_period"])
         seconds = sum(int(v or 0) * k for v, k in zip(grace.groups(), (3600, 60, 1)))
-        timeout = int(stack["services"][name]["environment"][f"JOB_TIMEOUT_{'DOWNLOAD' if name == 'downloader' else 'PROCESS'}"])
+        timeout = int(stack["services"][name]["environment"][f"JOB_TIMEOUT_{kind}"])
         assert seconds > timeout, name
 
 

@@ -48,7 +48,7 @@ def test_broken_output_exits_1_and_names_the_alert(roots, capsys):
     vf.rewrite(roots / "output", break_score)
     assert validate("--report-dir", str(roots / "elsewhere")) == 1
     out = capsys.readouterr().out
-    assert "INTEGRITY GATE: FAIL (20/21 checks pass)" in out and "a26-0005=nan" in out
+    assert "INTEGRITY GATE: FAIL (21/22 checks pass)" in out and "a26-0005=nan" in out
     report = json.loads((roots / "elsewhere" / f"validate_{vf.DATE}.json").read_text())
     failed = [c["name"] for c in report["integrity"] if not c["passed"]]
     assert failed == ["alerts.score_range"]

@@ -37,7 +37,7 @@ def test_a_correct_output_passes_every_check(roots):
     assert failed(checks) == set()
     assert checks["ranking.tie_order"].passed
     assert integrity.gate_passed(list(checks.values()))
-    assert len(checks) == 22
+    assert len(checks) == 23
 
 
 def _drop_alert(p):
@@ -106,6 +106,10 @@ def _versions_without_ranker(p):
     del p["metadata"]["model_versions"]["alert_ranker"]
 
 
+def _no_github_url(p):
+    del p["metadata"]["model_github_url"]
+
+
 def _drop_score_column(p):
     p["clusters"] = p["clusters"].drop(columns=["score"])
 
@@ -131,6 +135,7 @@ BREAKAGES = {
     "metadata of another date": (_wrong_date, {"metadata.identity"}, "2025-10-25"),
     "model_versions lacks the ranker": (_versions_without_ranker, {"metadata.model_versions"},
                                         "alert_ranker is empty"),
+    "no model_github_url": (_no_github_url, {"metadata.model_github_url"}, "model_github_url"),
     "cluster score column missing": (_drop_score_column,
                                      {"output.schema", "clusters.score_range"}, "missing column"),
 }
@@ -195,3 +200,9 @@ def test_non_integer_rank_is_reported():
     check = integrity.rank_sequence_check(ranking)
     assert not check.passed
     assert "y: rank 2.5" in check.offending and "rank 2" in check.offending
+
+
+def test_a_missing_github_url_names_the_variable_to_set(roots):
+    vf.rewrite(roots[1], _no_github_url)
+    check = gate(roots)["metadata.model_github_url"]
+    assert not check.passed and "set MODEL_GITHUB_URL" in check.detail

@@ -1,0 +1,146 @@
+"""A whole learn on real files: train a candidate, judge it with `aml-miner evaluate`, decide.
+
+The history is synthetic and small, trained with few boosting rounds. "Informative" dates
+have features that follow who is risky; "uninformative" ones follow a shuffled copy of it
+(a label-shuffled history), so a set trained on them is worse than one that learned.
+"""
+
+import json
+
+import pytest
+
+from services.processor import learning
+from services.processor.train import train_models
+from shared import modelsets
+from tests.chain_fixtures import cli, process_env
+from tests.processor_fixtures import quick_specs, write_synthetic_history
+
+NET, DAYS = "bitcoin", 7
+HISTORY = ("2025-10-01", "2025-10-02", "2025-10-03", "2025-10-04", "2025-10-05")
+D = "2025-10-06"
+
+
+def current_set(settings, tmp_path, version: str, informative: bool):
+    """A learned set trained on three dates of its own and made current."""
+    root = tmp_path / f"train-{version}"
+    dates = ("2025-09-01", "2025-09-02", "2025-09-03")
+    write_synthetic_history(root, dates, n_alerts=500,
+                            uninformative=() if informative else dates)
+    folder = modelsets.root(settings, NET, DAYS) / version
+    train_models(root, list(dates), folder, version, specs=quick_specs())
+    return modelsets.make_current(settings, NET, DAYS, version, by="test")
+
+
+def run_learn(settings):
+    return learning.learn(settings, NET, DAYS, D, specs=quick_specs())
+
+
+def test_a_candidate_that_wins_is_promoted(settings, tmp_path):
+    write_synthetic_history(settings.INPUT_DIR, (*HISTORY, D), n_alerts=500)
+    old = current_set(settings, tmp_path, "20250101T000000Z", informative=False)
+    outcome = run_learn(settings)
+    assert outcome.decision == "promoted", outcome.reason
+    assert outcome.training_dates == list(HISTORY[:-1]) and outcome.comparison_date == HISTORY[-1]
+    assert D not in outcome.training_dates and outcome.current == old.version
+    now = modelsets.current(settings, NET, DAYS)
+    assert now.version == outcome.version and now.source == "learned"
+    candidate, current = outcome.metrics["candidate"], outcome.metrics["current"]
+    assert candidate["alert_auc"] >= current["alert_auc"] + settings.LEARN_MIN_GAIN
+    record = json.loads((now.folder / modelsets.SET_FILE).read_text())
+    assert record["decision"] == "promoted" and record["training_dates"] == list(HISTORY[:-1])
+    sidecar = json.loads(next(now.folder.glob("alert_scorer_v*.json")).read_text())
+    assert max(sidecar["training_dates"] + sidecar["validation_dates"]) < HISTORY[-1]
+    last = modelsets.last_learn(settings, NET, DAYS)
+    assert last["processing_date"] == D and last["decision"] == "promoted"
+    reports = settings.OUTPUT_DIR.parent / "reports"
+    assert (reports / f"learn_{NET}_{DAYS}d_{D}.json").is_file()
+    assert (reports / f"learn_{NET}_{DAYS}d_{D}_comparison.html").is_file()
+
+
+def test_a_worse_candidate_is_not_promoted(settings, tmp_path):
+    # Trained on a label-shuffled history; compared on an informative date.
+    write_synthetic_history(settings.INPUT_DIR, (*HISTORY, D), n_alerts=500,
+                            uninformative=HISTORY[:-1])
+    good = current_set(settings, tmp_path, "20250101T000000Z", informative=True)
+    outcome = run_learn(settings)
+    assert outcome.decision == "kept" and "LEARN_MIN_GAIN" in outcome.reason
+    assert outcome.metrics["candidate"]["alert_auc"] < outcome.metrics["current"]["alert_auc"]
+    assert modelsets.current(settings, NET, DAYS).version == good.version
+    kept = modelsets.root(settings, NET, DAYS) / outcome.version
+    assert json.loads((kept / modelsets.SET_FILE).read_text())["decision"] == "kept"
+    assert not list((modelsets.root(settings, NET, DAYS) / ".versions").iterdir())
+
+
+def test_a_pinned_set_stays_even_when_the_candidate_wins(settings, tmp_path):
+    write_synthetic_history(settings.INPUT_DIR, (*HISTORY, D), n_alerts=500)
+    old = current_set(settings, tmp_path, "20250101T000000Z", informative=False)
+    modelsets.make_current(settings, NET, DAYS, old.version, by="operator", pinned=True)
+    outcome = run_learn(settings)
+    assert outcome.decision == "kept" and "pinned" in outcome.reason
+    assert modelsets.current(settings, NET, DAYS).version == old.version
+
+
+def test_nothing_of_the_processing_date_or_later_is_learned_from(settings, tmp_path):
+    # Later dates exist (as they would when re-learning for an old date): never used.
+    write_synthetic_history(settings.INPUT_DIR, (*HISTORY, D, "2025-10-07"), n_alerts=300)
+    outcome = learning.learn(settings, NET, DAYS, "2025-10-04", specs=quick_specs())
+    used = outcome.training_dates + [outcome.comparison_date]
+    assert used == ["2025-10-01", "2025-10-02", "2025-10-03"]
+    assert outcome.labels.endswith("2025-10-04/address_labels.parquet")
+    sidecar = json.loads(next((modelsets.root(settings, NET, DAYS) / outcome.version)
+                              .glob("alert_scorer_v*.json")).read_text())
+    assert sidecar["training_dates"] == ["2025-10-01"]
+    assert sidecar["validation_dates"] == ["2025-10-02"]
+
+
+def test_too_little_history_keeps_the_current_set_and_says_what_is_missing(settings):
+    write_synthetic_history(settings.INPUT_DIR, ("2025-10-04", "2025-10-05", D), n_alerts=200)
+    done = cli("learn", "--processing-date", D, env=process_env(settings), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "not-learned" in done.stdout and "LEARN_MIN_DATES=3" in done.stdout
+    assert "2 labelled input date(s) before 2025-10-06 (2025-10-04, 2025-10-05)" in done.stdout
+    assert modelsets.current(settings, NET, DAYS).version == "shipped"
+    assert modelsets.last_learn(settings, NET, DAYS)["decision"] == "not-learned"
+
+
+def test_a_history_with_one_class_cannot_train_and_keeps_the_current_set(settings):
+    write_synthetic_history(settings.INPUT_DIR, (*HISTORY, D), n_alerts=200,
+                            positive_share=0.0)
+    outcome = run_learn(settings)
+    assert outcome.decision == "not-learned" and "positive" in outcome.reason
+    assert modelsets.learned_versions(settings, NET, DAYS) == []
+    assert not list((modelsets.root(settings, NET, DAYS) / ".versions").iterdir())
+
+
+def test_models_list_and_use_from_the_command_line(settings, tmp_path):
+    old = current_set(settings, tmp_path, "20250101T000000Z", informative=True)
+    env = process_env(settings)
+    listing = cli("models", "list", env=env)
+    assert listing.returncode == 0
+    assert f"* {old.version}" in listing.stdout and "  shipped" in listing.stdout
+    use = cli("models", "use", "shipped", env=env)
+    assert use.returncode == 0 and "pinned" in use.stdout
+    assert modelsets.current(settings, NET, DAYS).version == "shipped"
+    assert "* shipped (pinned)" in cli("models", "list", env=env).stdout
+    wrong = cli("models", "use", "20990101T000000Z", env=env)
+    assert wrong.returncode == 1 and "known: shipped, 20250101T000000Z" in wrong.stderr
+    assert cli("models", "unpin", env=env).returncode == 0
+    assert not modelsets.current(settings, NET, DAYS).pinned
+
+
+@pytest.mark.parametrize("override", ["--models-dir", "--model-version"])
+def test_process_uses_the_current_set_unless_told_otherwise(settings, tmp_path, override):
+    write_synthetic_history(settings.INPUT_DIR, (D,), n_alerts=200)
+    learned = current_set(settings, tmp_path, "20250101T000000Z", informative=True)
+    env = process_env(settings)
+    assert cli("process", "--processing-date", D, env=env).returncode == 0
+    metadata = json.loads((settings.OUTPUT_DIR / D / "metadata.json").read_text())
+    assert metadata["model_set"]["version"] == learned.version
+    assert metadata["model_versions"]["alert_scorer"] == f"alert_scorer_v{learned.version}"
+    value = str(settings.MODELS_DIR) if override == "--models-dir" else "1.0.0"
+    extra = [override, value] + (["--models-dir", str(settings.MODELS_DIR)]
+                                 if override == "--model-version" else [])
+    assert cli("process", "--processing-date", D, *extra, env=env).returncode == 0
+    metadata = json.loads((settings.OUTPUT_DIR / D / "metadata.json").read_text())
+    assert metadata["model_set"]["source"] == "override"
+    assert metadata["model_versions"]["alert_scorer"] == "alert_scorer_v1.0.0"
