@@ -122,6 +122,8 @@ def env_of(settings) -> dict[str, str]:
             env[f.name] = ",".join(map(str, value))
         elif isinstance(value, bool):
             env[f.name] = "true" if value else "false"
+        elif value is None:  # an optional setting left unset (NETUID)
+            env[f.name] = ""
         else:
             env[f.name] = str(value)
     return env

@@ -35,6 +35,8 @@ def env_of(settings: Settings) -> dict[str, str]:
             env[f.name] = "true" if value else "false"
         elif isinstance(value, tuple):
             env[f.name] = ",".join(str(v) for v in value)
+        elif value is None:  # an optional setting left unset (NETUID)
+            env[f.name] = ""
         else:
             env[f.name] = str(value)
     return env
