@@ -12,6 +12,9 @@ log = logging.getLogger(__name__)
 
 # Each worker is its service's code, reached by dotted name so ops imports neither.
 WORKERS = {"download": "services.downloader.worker", "process": "services.processor.worker"}
+# The services' pre-flight checks, reached the same way.
+PREFLIGHT_SOT = "services.downloader.preflight"
+PREFLIGHT_MINER = "services.miner.preflight"
 
 
 def _positive(text: str) -> int:
@@ -59,6 +62,18 @@ def add_commands(sub) -> None:
     p.add_argument("--days-back", type=_non_negative, default=1,
                    help="also publish this many dates before today (default 1)")
     p.set_defaults(func=run_sample_sot)
+
+    p = sub.add_parser("config", help="print the effective settings, secrets masked")
+    p.set_defaults(func=run_config)
+
+    p = sub.add_parser("preflight", help="check what a first start needs (SOT and date, miner "
+                                         "hotkey, NETUID and registration); exit 1 if any fails")
+    p.add_argument("--processing-date", metavar="YYYY-MM-DD",
+                   help="date that must be listed in the SOT (default: the date the daily "
+                        "schedule enqueues today)")
+    p.add_argument("--skip-miner", action="store_true",
+                   help="leave out the miner's checks (a stack run without the miner profile)")
+    p.set_defaults(func=run_preflight)
 
     p = sub.add_parser("stack", help="run compose.yaml's services as local processes "
                                      "(no Docker needed); Ctrl-C stops them")
@@ -110,6 +125,37 @@ def _upload(args, settings, network: str, days: int) -> int:
         return 1
     print(f"s3://{summary['bucket']}/{only[0]}")
     return 0
+
+
+def run_config(args, settings) -> int:
+    """Every setting as NAME=value, as this process sees it; secrets and URL tokens masked."""
+    from dataclasses import fields
+
+    from shared.redact import mask_setting
+
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        print(f"{f.name}={'' if value is None else mask_setting(f.name, value)}")
+    return 0
+
+
+def run_preflight(args, settings) -> int:
+    """One PASS/FAIL line per check; exit 1 when any failed."""
+    import datetime as dt
+
+    from shared import schedule
+
+    date = args.processing_date or schedule.date_for(dt.datetime.now(dt.timezone.utc),
+                                                     settings.SCHEDULE_DATE_OFFSET_DAYS)
+    results = list(importlib.import_module(PREFLIGHT_SOT).checks(settings, date))
+    if not args.skip_miner:
+        results += list(importlib.import_module(PREFLIGHT_MINER).checks(settings))
+    for check in results:
+        print(check.line(), flush=True)
+    failed = [c.name for c in results if not c.ok]
+    print(f"preflight: {len(results) - len(failed)} passed, {len(failed)} failed"
+          + (f" ({', '.join(failed)})" if failed else ""))
+    return 1 if failed else 0
 
 
 def run_sample_sot(args, settings) -> int:
