@@ -71,7 +71,8 @@ def project(scratch: Path) -> dict:
                  "BT_WALLET_NAME": "miner", "BT_WALLET_HOTKEY": "default",
                  "MINER_VALIDATOR_HOTKEYS": validator.ss58_address, "SUBTENSOR_NETWORK": "",
                  "MINER_PUBLISH_ENDPOINT": "false", "COMPOSE_PROFILES": "miner",
-                 "COMPOSE_PROJECT_NAME": "amlminertest"}
+                 # One project per run: two checkouts' runs on one engine do not share containers.
+                 "COMPOSE_PROJECT_NAME": f"amlminertest{os.getpid()}"}
     return {"dir": scratch / "repo", "overrides": overrides, "validator": validator,
             "miner_ss58": miner.hotkey.ss58_address}
 
@@ -114,12 +115,29 @@ def run_checks(compose: list[str], env: dict, proj: dict) -> int:
     assert code == 200 and body == api_body, f"miner answered {code}"
     assert http_get(f"{miner}/scores/alerts/{today}")[0] == 401
     print("[containers] miner: signed validator request answered with the API's bytes; unsigned refused")
+    check_miner_redis_isolation(compose, env)
 
     restart_mid_job(compose, env, api)
     timed("down (keep volumes)", sh, *compose, "down", env=env)
     timed("up --wait (warm)", sh, *compose, "up", "--wait", "--wait-timeout", "300", env=env)
     assert published(api, today), "the published date survives down/up"
     return 0
+
+
+REACH = ("import socket,sys\n"
+         "try:\n socket.create_connection((sys.argv[1], 6379), timeout=3).close()\n"
+         "except OSError as exc:\n print(exc); sys.exit(1)")
+
+
+def check_miner_redis_isolation(compose: list[str], env: dict) -> None:
+    """From inside the miner container: its own Redis answers, the job queue's cannot be reached."""
+    exec_ = [*compose, "exec", "-T", "miner", "python", "-c", REACH]
+    own = sh(*exec_, "miner-redis", env=env, check=False)
+    assert own.returncode == 0, f"the miner cannot reach miner-redis: {own.stdout}{own.stderr}"
+    queue = sh(*exec_, "redis", env=env, check=False)
+    assert queue.returncode != 0, "the miner reaches the job queue's Redis"
+    print(f"[containers] miner: reaches miner-redis; the queue's redis is out of reach "
+          f"({queue.stdout.strip() or queue.stderr.strip()})")
 
 
 def restart_mid_job(compose: list[str], env: dict, api: str) -> None:
