@@ -142,3 +142,25 @@ def test_config_prints_every_setting_with_secrets_masked():
     for secret in ("AKIAEXAMPLEKEY", "wJalrXUtnFEMIK7MDENG", "hunter2SECRET", "KEY0123456789",
                    "redispassword"):
         assert secret not in done.stdout
+
+
+def test_a_part_can_be_skipped(tmp_path):
+    make_wallet(tmp_path)
+    env = settings_env(_miner_settings(tmp_path, SUBTENSOR_NETWORK="",
+                                       MINER_VALIDATOR_HOTKEYS=("5V",)))
+    done = _cli("preflight", "--skip-sot", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SOT" not in done.stdout and done.stdout.splitlines()[-1] == \
+        "preflight: 2 passed, 0 failed"
+
+
+def test_a_part_whose_libraries_are_missing_is_one_fail_line(monkeypatch, capsys):
+    import argparse
+
+    import services.ops.cli as ops
+
+    monkeypatch.setattr(ops, "PREFLIGHT_SOT", "services.downloader.no_such_module")
+    args = argparse.Namespace(processing_date=DATE, skip_miner=True, skip_sot=False)
+    assert ops.run_preflight(args, Settings.from_env({})) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("FAIL  SOT checks: cannot run here (No module named") and "--skip-sot" in out
