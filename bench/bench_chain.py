@@ -113,20 +113,7 @@ def direct(settings, date: str, models, root: Path) -> float:
 
 
 def env_of(settings) -> dict[str, str]:
-    from dataclasses import fields
-
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    for f in fields(settings):
-        value = getattr(settings, f.name)
-        if isinstance(value, tuple):
-            env[f.name] = ",".join(map(str, value))
-        elif isinstance(value, bool):
-            env[f.name] = "true" if value else "false"
-        elif value is None:  # an optional setting left unset (NETUID)
-            env[f.name] = ""
-        else:
-            env[f.name] = str(value)
-    return env
+    return dict(os.environ, PYTHONPATH=str(REPO), **settings.to_env())
 
 
 def start_stack(settings, env: dict, logs: Path, procs: list[subprocess.Popen]) -> None:

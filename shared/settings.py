@@ -131,9 +131,21 @@ class Settings:
         values.update(overrides)
         return cls(**values)
 
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that rebuild these settings with from_env (child processes)."""
+        return {f.name: _env_value(getattr(self, f.name)) for f in fields(self)}
+
     def replace(self, **changes) -> "Settings":
         """A copy with some fields changed (tests and CLI flags use this)."""
         return dataclasses.replace(self, **changes)
+
+
+def _env_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return "" if value is None else str(value)
 
 
 def _optional(f: dataclasses.Field) -> bool:

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -28,18 +27,7 @@ CHAIN = dict(REDIS_URL=CHAIN_REDIS_URL, JOB_RETRY_INTERVALS=("0",), HEARTBEAT_IN
 
 def env_of(settings: Settings) -> dict[str, str]:
     """Settings as the environment variables that rebuild them (jobs build their own settings)."""
-    env = {}
-    for f in fields(settings):
-        value = getattr(settings, f.name)
-        if isinstance(value, bool):
-            env[f.name] = "true" if value else "false"
-        elif isinstance(value, tuple):
-            env[f.name] = ",".join(str(v) for v in value)
-        elif value is None:  # an optional setting left unset (NETUID)
-            env[f.name] = ""
-        else:
-            env[f.name] = str(value)
-    return env
+    return settings.to_env()
 
 
 @pytest.fixture

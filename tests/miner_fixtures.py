@@ -257,14 +257,7 @@ def upstream():
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The settings as environment variables, for a subprocess."""
-    env = {}
-    for name, value in vars(settings).items():
-        env[name] = ",".join(value) if isinstance(value, tuple) else str(value)
-        if value is None:
-            env[name] = ""
-        if isinstance(value, bool):
-            env[name] = "true" if value else "false"
-    return env
+    return settings.to_env()
 
 
 def wait_for(predicate, timeout: float, what: str):

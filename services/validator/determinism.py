@@ -10,7 +10,6 @@ import logging
 import subprocess
 import sys
 import time
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +34,7 @@ class ProcessorFailed(RuntimeError):
 
 def child_env(settings: Settings, base: dict[str, str]) -> dict[str, str]:
     """The environment for a child `aml-miner`: `base` with every settings field written out."""
-    env = dict(base)
-    for f in fields(settings):
-        value = getattr(settings, f.name)
-        env[f.name] = ",".join(value) if isinstance(value, tuple) else str(value)
-    return env
+    return {**base, **settings.to_env()}
 
 
 def run_processor(input_dir: Path, output_dir: Path, processing_date: str, models_dir: Path,

@@ -40,3 +40,12 @@ def test_an_optional_integer_is_none_when_unset_or_empty_and_typed_when_set():
     assert Settings.from_env({}).NETUID is None
     assert Settings.from_env({"NETUID": "  "}).NETUID is None
     assert Settings.from_env({"NETUID": "0"}).NETUID == 0
+
+
+def test_to_env_is_the_inverse_of_from_env():
+    s = Settings.from_env({}).replace(NETUID=None, MINER_VALIDATOR_HOTKEYS=("5A", "5B"),
+                                      MINER_REQUIRE_VALIDATOR_PERMIT=False, OUTPUT_DIR=Path("/x"))
+    env = s.to_env()
+    assert env["NETUID"] == "" and env["MINER_REQUIRE_VALIDATOR_PERMIT"] == "false"
+    assert Settings.from_env(env) == s
+    assert Settings.from_env(s.replace(NETUID=0).to_env()).NETUID == 0

@@ -44,6 +44,13 @@ def test_netuid_has_no_default_in_compose(stack):
     assert stack["services"]["miner"]["environment"]["NETUID"] == ""
 
 
+def test_an_empty_subtensor_network_means_no_chain_not_the_default():
+    env = resolved("miner", env={"SUBTENSOR_NETWORK": ""})["services"]["miner"]["environment"]
+    assert env["SUBTENSOR_NETWORK"] == ""
+    unset = resolved("miner")["services"]["miner"]["environment"]
+    assert unset["SUBTENSOR_NETWORK"] == "finney"
+
+
 def test_every_long_running_service_has_a_healthcheck_and_restart_policy(stack):
     assert set(stack["services"]) == LONG_RUNNING
     for name, svc in stack["services"].items():
