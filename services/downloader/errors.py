@@ -7,9 +7,10 @@ changes the bucket or the configuration.
 
 `TransientDownloadError` is the network, the server or our own disk: connection
 refused or reset, connect/read timeouts, HTTP 5xx, throttling, an object changed
-while it was being read, a full disk or an I/O error while writing. botocore has already retried these SOT_S3_MAX_ATTEMPTS times
-(and s3transfer its streaming reads as often) before this is raised, so a caller
-retries later, not at once (the job chain: RQ `Retry` with intervals).
+while it was being read, a full disk or an I/O error while writing. botocore has
+already retried the network ones SOT_S3_MAX_ATTEMPTS times (and s3transfer its
+streaming reads as often) before this is raised, so a caller retries later, not at
+once (the job chain: RQ `Retry` with intervals).
 
 Both derive from `DownloadFailure` and carry `.key`: the S3 key, bucket or
 parameter the message names.

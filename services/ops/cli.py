@@ -74,7 +74,7 @@ def add_commands(sub) -> None:
     p.add_argument("--skip-miner", action="store_true",
                    help="leave out the miner's checks (a stack run without the miner profile)")
     p.add_argument("--skip-sot", action="store_true",
-                   help="leave out the SOT checks (e.g. in the miner's image, which has no S3 client)")
+                   help="leave out the SOT checks (e.g. in the miner's image: no S3 client)")
     p.set_defaults(func=run_preflight)
 
     p = sub.add_parser("stack", help="run compose.yaml's services as local processes "
