@@ -94,9 +94,19 @@ def main() -> int:
                    "-f", str(proj["dir"] / "compose.yaml")]
         try:
             return run_checks(compose, env, proj)
+        except BaseException:
+            show_state(compose, env)
+            raise
         finally:
             timed("down -v", sh, *compose, "down", "-v", "--remove-orphans", env=env, check=False)
             print(json.dumps({"timings_s": TIMINGS}, indent=2))
+
+
+def show_state(compose: list[str], env: dict) -> None:
+    """What the containers were doing when a check failed (printed before `down -v`)."""
+    for args in (["ps", "-a"], ["logs", "--no-color", "--tail", "40"]):
+        done = sh(*compose, *args, env=env, check=False, timeout=120)
+        print(f"[containers] compose {' '.join(args)}:\n{done.stdout}{done.stderr}", flush=True)
 
 
 def run_checks(compose: list[str], env: dict, proj: dict) -> int:
