@@ -74,3 +74,16 @@ def test_an_explicit_netuid_is_accepted_even_the_root_subnet(env, ok):
     else:
         with pytest.raises(MinerConfigError, match="NETUID=-1 is not a subnet id"):
             check(settings)
+
+
+def test_the_miners_image_gets_what_gunicorns_gevent_worker_imports():
+    """gunicorn's gevent worker imports gevent and packaging: its `gevent` extra brings both."""
+    import tomllib
+
+    from gunicorn.util import load_class
+
+    worker = re.search(r'^worker_class = "(\w+)"', GUNICORN_CONF.read_text(), re.M).group(1)
+    assert worker == "gevent" and load_class(worker)
+    extras = tomllib.loads((GUNICORN_CONF.parents[2] / "pyproject.toml").read_text())
+    miner = extras["project"]["optional-dependencies"]["miner"]
+    assert any(dep.startswith("gunicorn[gevent]") for dep in miner), miner
