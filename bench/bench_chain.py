@@ -113,7 +113,7 @@ def direct(settings, date: str, models, root: Path) -> float:
 
 
 def env_of(settings) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), **settings.as_env()}
+    return dict(os.environ, PYTHONPATH=str(REPO), **settings.to_env())
 
 
 def start_stack(settings, env: dict, logs: Path, procs: list[subprocess.Popen]) -> None:

@@ -26,6 +26,8 @@ CLUSTERS_FILE = "clusters.parquet"
 MONEY_FLOWS_FILE = "money_flows.parquet"
 LABELS_FILE = "address_labels.parquet"
 META_FILE = "META.json"
+# The SOT's export since 2025-12-01: structural pattern detections per address (optional).
+PATTERNS_FILE = "patterns.parquet"
 
 REQUIRED_BATCH_FILES = (ALERTS_FILE, FEATURES_FILE, CLUSTERS_FILE)
 OPTIONAL_BATCH_FILES = (MONEY_FLOWS_FILE,)

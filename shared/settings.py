@@ -26,7 +26,9 @@ def _parse_list(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
-def _convert(name: str, kind: type, raw: str):
+def _convert(name: str, kind: type, raw: str, optional: bool = False):
+    if optional and not raw.strip():
+        return None
     if kind is bool:
         return _parse_bool(name, raw)
     if kind is tuple:
@@ -91,7 +93,7 @@ class Settings:
     BT_WALLET_NAME: str = "default"
     BT_WALLET_HOTKEY: str = "default"
     BT_WALLET_PATH: str = "~/.bittensor/wallets"
-    NETUID: int = 0
+    NETUID: int | None = None  # no default: chain mode must name its subnet (miner config check)
     SUBTENSOR_NETWORK: str = "finney"
     MINER_VALIDATOR_HOTKEYS: tuple = field(default_factory=tuple)
     MINER_MIN_STAKE: float = 1000.0
@@ -103,7 +105,6 @@ class Settings:
     MINER_EXTERNAL_IP: str = ""
     MINER_EXTERNAL_PORT: int = 0
     MINER_WORKERS: int = 2
-    MINER_THREADS: int = 4
     MINER_UPSTREAM_TIMEOUT: float = 10.0
 
     # Learning from the SOT's labelled history (models per network and window).
@@ -121,6 +122,15 @@ class Settings:
     # Where the models' code lives; the validator's Tier 1 gate wants it on every submission.
     MODEL_GITHUB_URL: str = ""
 
+    # Miner hardening: its own Redis (nonces, rate limits), fail-fast, stale-metagraph limit.
+    MINER_REDIS_URL: str = "redis://127.0.0.1:6379/1"
+    MINER_REDIS_TIMEOUT: float = 0.5
+    MINER_METAGRAPH_MAX_AGE: int = 1800
+    MINER_WORKER_CONNECTIONS: int = 1000
+
+    # Downloader hardening: a checksum mismatch is fetched again once after this pause.
+    SOT_CHECKSUM_RETRY_SECONDS: float = 20.0
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
         """Build settings from an environment mapping (default: os.environ) plus explicit overrides."""
@@ -132,28 +142,34 @@ class Settings:
             raw = environ.get(f.name)
             if raw is None:
                 continue
-            values[f.name] = _convert(f.name, _field_type(f), raw)
+            values[f.name] = _convert(f.name, _field_type(f), raw, _optional(f))
         values.update(overrides)
         return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that rebuild these settings with from_env (child processes)."""
+        return {f.name: _env_value(getattr(self, f.name)) for f in fields(self)}
 
     def replace(self, **changes) -> "Settings":
         """A copy with some fields changed (tests and CLI flags use this)."""
         return dataclasses.replace(self, **changes)
 
-    def as_env(self) -> dict[str, str]:
-        """Every field as the environment variable text that rebuilds it (for child processes)."""
-        env = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, bool):
-                env[f.name] = "true" if value else "false"
-            elif isinstance(value, tuple):
-                env[f.name] = ",".join(str(v) for v in value)
-            else:
-                env[f.name] = str(value)
-        return env
+
+def _env_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return "" if value is None else str(value)
+
+
+def _optional(f: dataclasses.Field) -> bool:
+    """`int | None`: an empty value means "not set"."""
+    return isinstance(f.type, str) and f.type.endswith("| None")
 
 
 def _field_type(f: dataclasses.Field) -> type:
     names = {"Path": Path, "str": str, "int": int, "float": float, "bool": bool, "tuple": tuple}
-    return names[f.type] if isinstance(f.type, str) else f.type
+    if isinstance(f.type, str):
+        return names[f.type.removesuffix("| None").strip()]
+    return f.type

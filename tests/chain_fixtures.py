@@ -28,7 +28,7 @@ CHAIN = dict(REDIS_URL=CHAIN_REDIS_URL, JOB_RETRY_INTERVALS=("0",), HEARTBEAT_IN
 
 def env_of(settings: Settings) -> dict[str, str]:
     """Settings as the environment variables that rebuild them (jobs build their own settings)."""
-    return settings.as_env()
+    return settings.to_env()
 
 
 @pytest.fixture

@@ -52,6 +52,12 @@ def sign(keypair: Keypair, target: str, receiver: Optional[str], *, method: str 
                           nonce_ns=nonce_ns)
 
 
+def details(client, operator: Keypair):
+    """GET /health/details through a Flask test client, signed by the miner's own hotkey."""
+    path = "/health/details"
+    return client.get(path, headers=sign(operator, path, operator.ss58_address))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -101,6 +107,7 @@ class StubUpstream:
 
     docs: dict[str, bytes] = field(default_factory=_documents)
     seen: list = field(default_factory=list)
+    broken: list = field(default_factory=list)  # paths whose answer the peer closed mid-body
     server: Optional[ThreadingHTTPServer] = None
 
     @property
@@ -164,7 +171,11 @@ def _handler_for(upstream: StubUpstream):
             if status != 304:
                 self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.wfile.write(body)
+            except ConnectionError:
+                upstream.broken.append(self.path)
+                raise
 
     return Handler
 
@@ -220,9 +231,11 @@ def api(tmp_path_factory):
 def miner_settings(wallet_root: Path, api_url: str, **changes) -> Settings:
     """Settings for a miner with no chain unless the test says otherwise."""
     base = Settings.from_env({}).replace(
-        REDIS_URL=REDIS_URL, API_URL=api_url, BT_WALLET_NAME="miner", BT_WALLET_HOTKEY="default",
+        REDIS_URL=REDIS_URL, MINER_REDIS_URL=REDIS_URL, API_URL=api_url,
+        BT_WALLET_NAME="miner", BT_WALLET_HOTKEY="default",
         BT_WALLET_PATH=str(wallet_root), SUBTENSOR_NETWORK="", NETUID=7,
-        MINER_METAGRAPH_REFRESH_SECONDS=3600, MINER_UPSTREAM_TIMEOUT=3.0)
+        MINER_METAGRAPH_REFRESH_SECONDS=3600, MINER_METAGRAPH_MAX_AGE=7200,
+        MINER_UPSTREAM_TIMEOUT=3.0)
     return base.replace(**changes)
 
 
@@ -244,12 +257,7 @@ def upstream():
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The settings as environment variables, for a subprocess."""
-    env = {}
-    for name, value in vars(settings).items():
-        env[name] = ",".join(value) if isinstance(value, tuple) else str(value)
-        if isinstance(value, bool):
-            env[name] = "true" if value else "false"
-    return env
+    return settings.to_env()
 
 
 def wait_for(predicate, timeout: float, what: str):

@@ -282,7 +282,7 @@ def s3_settings(base: Settings, endpoint: str, bucket: str, **changes) -> Settin
         "SOT_S3_CONNECT_TIMEOUT": 2.0, "SOT_S3_READ_TIMEOUT": 2.0,
         "SOT_S3_MAX_ATTEMPTS": 3, "SOT_S3_RETRY_MODE": "standard",
         "SOT_S3_MAX_CONCURRENCY": 4, "SOT_S3_MULTIPART_THRESHOLD_MB": 1,
-        "SOT_S3_MULTIPART_CHUNK_MB": 1, **changes})
+        "SOT_S3_MULTIPART_CHUNK_MB": 1, "SOT_CHECKSUM_RETRY_SECONDS": 0.0, **changes})
 
 
 @pytest.fixture

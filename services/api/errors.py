@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException, InternalServerError, NotFound, ServiceUnavailable
@@ -47,15 +48,28 @@ def date_changing(exc: DateChanging) -> Response:
     return response
 
 
+def _internal_error(error_id: str) -> Response:
+    """A 500 that says only that it happened and the id under which the log has the details."""
+    return http_error(InternalServerError(
+        f"internal error (id {error_id}); the server's log has the details under this id"))
+
+
+def new_error_id() -> str:
+    """A short random id that ties a 500 answer to its log line."""
+    return uuid.uuid4().hex[:12]
+
+
 def result_file_error(exc: ResultFileError) -> Response:
-    """A published file the API cannot serve: the message names it, no traceback."""
-    log.error("cannot serve a published file: %s", exc)
-    return http_error(InternalServerError(str(exc)))
+    """A published file the API cannot serve: named in the log (it may quote server paths)."""
+    error_id = new_error_id()
+    log.error("error %s: cannot serve a published file: %s", error_id, exc)
+    return _internal_error(error_id)
 
 
 def unexpected_error(exc: Exception) -> Response:
-    """Anything else: logged with its traceback, answered without it."""
+    """Anything else: logged with its traceback under an id, answered with the id only."""
     if isinstance(exc, HTTPException):
         return http_error(exc)
-    log.exception("unhandled error")
-    return http_error(InternalServerError())
+    error_id = new_error_id()
+    log.exception("error %s: unhandled error", error_id)
+    return _internal_error(error_id)

@@ -35,7 +35,8 @@ def _json(schema: dict, description: str) -> dict:
 _ERRORS = {
     "400": _json(_ref("Error"), "Malformed date or parameter"),
     "404": _json(_ref("Error"), "Unknown or not completely published date, or another network"),
-    "500": _json(_ref("Error"), "Unexpected error (no stack trace)"),
+    "500": _json(_ref("Error"), "Internal error: the description carries an id, and the "
+                                "server log has the details under it"),
 }
 _CACHED = {
     "304": {"description": "Not modified (If-None-Match matched the ETag)"},

@@ -9,8 +9,10 @@ rename. A failure leaves the previously published folder exactly as it was.
 
 Errors (see services/downloader/errors.py): `DownloadError` is permanent (bad or
 missing data, bad configuration) - do not retry; `TransientDownloadError` is the
-network or server after botocore's retries - retry later. Both derive from
-`DownloadFailure` and name the key.
+network or server after botocore's retries, or a full disk - retry later. Both derive
+from `DownloadFailure` and name the key. A checksum mismatch is fetched again once
+after SOT_CHECKSUM_RETRY_SECONDS (the SOT may be re-publishing the date); a second
+one is permanent. META.json's row counts (schema 1.0.0) are checked before publishing.
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ import logging
 import re
 import time
 from pathlib import Path
+from typing import Callable
 
 from shared import storage
 from shared.contract import META_FILE
 from shared.manifest import file_entry, write_manifest
 from shared.s3 import make_client, transfer_config
-from shared.settings import Settings
+from shared.settings import Settings, SettingsError
 from services.downloader import manifest
-from services.downloader.errors import DownloadError, s3_errors
+from services.downloader.counts import check_counts
+from services.downloader.errors import ChecksumMismatch, DownloadError, local_errors, s3_errors
 from services.downloader.plan import Plan, check_meta_policy, plan_batch
 from services.downloader.transfer import Fetched, fetch_all, rate
 
@@ -81,38 +85,66 @@ def _entries(plan: Plan, fetched: list[Fetched], folder: Path) -> list[dict]:
 
 
 def _stage(client, settings: Settings, plan: Plan, target: Path, source: dict) -> list[dict]:
-    with storage.staging_dir(target) as tmp:
+    with local_errors(str(target)), storage.staging_dir(target) as tmp:
         fetched = fetch_all(client, plan.bucket, plan.files, tmp, transfer_config(settings))
+        check_counts(plan.counts, fetched, plan.prefix)
         if plan.meta_bytes is not None:
             (tmp / META_FILE).write_bytes(plan.meta_bytes)
         entries = _entries(plan, fetched, tmp)
         write_manifest(tmp, source, entries, list(plan.missing_optional))
     # Outside the block: once the rename is done, a late error must not delete the new folder.
-    storage.publish(tmp, target)
+    with local_errors(str(target)):
+        storage.publish(tmp, target)
     return entries
 
 
+def _fetch(client, settings: Settings, batch: tuple, target: Path,
+           source: dict) -> tuple[Plan, list[dict]]:
+    """List the batch, fetch and verify it into a staging folder, publish it."""
+    plan = plan_batch(client, settings.SOT_S3_BUCKET, *batch, settings.SOT_REQUIRE_META)
+    return plan, _stage(client, settings, plan, target, source)
+
+
+def _fetch_twice_on_mismatch(client, settings: Settings, batch: tuple, target: Path,
+                             source: dict, pause: Callable[[float], None]):
+    """A checksum mismatch may be the SOT re-publishing the date: look again once, later."""
+    try:
+        return _fetch(client, settings, batch, target, source)
+    except ChecksumMismatch as exc:
+        delay = settings.SOT_CHECKSUM_RETRY_SECONDS
+        log.warning("batch %s: %s; the SOT may be re-publishing it: listing and fetching it "
+                    "again in %.0f s (once; a second mismatch fails the date)", source["prefix"],
+                    exc, delay)
+    pause(delay)
+    return _fetch(client, settings, batch, target, source)
+
+
 def download_batch(network: str, processing_date: str, days: int, output_dir: Path | str,
-                   force: bool = False, settings: Settings | None = None) -> dict:
+                   force: bool = False, settings: Settings | None = None,
+                   pause: Callable[[float], None] = time.sleep) -> dict:
     """Fetch, verify and publish one batch; return {folder, files, bytes, seconds, skipped, ...}.
 
     Raises DownloadError (permanent) or TransientDownloadError (retry later), and
     SettingsError when the S3 settings cannot work (checked before any request).
+    `pause` waits before the one re-fetch after a checksum mismatch.
     """
     started = time.perf_counter()
     settings = settings or Settings.from_env()
     _check_args(network, processing_date, days)
     check_meta_policy(settings.SOT_REQUIRE_META)
+    if settings.SOT_CHECKSUM_RETRY_SECONDS < 0:
+        raise SettingsError(f"SOT_CHECKSUM_RETRY_SECONDS={settings.SOT_CHECKSUM_RETRY_SECONDS} "
+                            "must be 0 or more")
     target = storage.date_dir(Path(output_dir), processing_date)
     source = _source(settings, network, processing_date, days)
     if not force and (summary := _skip(target, source, started)):
         return summary
-    storage.clean_stale(Path(output_dir))
+    with local_errors(str(output_dir)):
+        storage.clean_stale(Path(output_dir))
     with s3_errors(f"s3://{settings.SOT_S3_BUCKET}"):
         client = make_client(settings)
-    plan = plan_batch(client, settings.SOT_S3_BUCKET, network, processing_date, days,
-                      settings.SOT_REQUIRE_META)
-    entries = _stage(client, settings, plan, target, source)
+    plan, entries = _fetch_twice_on_mismatch(client, settings, (network, processing_date, days),
+                                             target, source, pause)
     summary = _summary(target, entries, time.perf_counter() - started, False,
                        list(plan.missing_optional))
     log.info("batch %s: %d files, %s -> %s%s", source["prefix"], summary["files"],

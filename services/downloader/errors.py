@@ -5,11 +5,12 @@ mismatch, missing required file, empty object, bad META.json, no such bucket,
 access denied, bad arguments). Retrying gives the same answer until someone
 changes the bucket or the configuration.
 
-`TransientDownloadError` is the network or the server: connection refused or
-reset, connect/read timeouts, HTTP 5xx, throttling, an object changed while it
-was being read. botocore has already retried these SOT_S3_MAX_ATTEMPTS times
-(and s3transfer its streaming reads as often) before this is raised, so a caller
-retries later, not at once (the job chain: RQ `Retry` with intervals).
+`TransientDownloadError` is the network, the server or our own disk: connection
+refused or reset, connect/read timeouts, HTTP 5xx, throttling, an object changed
+while it was being read, a full disk or an I/O error while writing. botocore has
+already retried the network ones SOT_S3_MAX_ATTEMPTS times (and s3transfer its
+streaming reads as often) before this is raised, so a caller retries later, not at
+once (the job chain: RQ `Retry` with intervals).
 
 Both derive from `DownloadFailure` and carry `.key`: the S3 key, bucket or
 parameter the message names.
@@ -18,6 +19,7 @@ parameter the message names.
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 from typing import Iterator
 
@@ -30,6 +32,9 @@ TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTime
                    "PreconditionFailed"}
 TRANSIENT_EXCEPTIONS = (boto.ConnectionError, boto.HTTPClientError, boto.IncompleteReadError,
                         RetriesExceededError, socket.timeout, ConnectionError)
+# Writing locally: a full disk or quota, or a failing device, may clear up by the next try.
+# Anything else (permission denied, read-only file system) needs an operator first.
+TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO}
 
 
 class DownloadFailure(Exception):
@@ -49,8 +54,26 @@ class BatchNotFound(DownloadError):
     """Nothing is published under the batch prefix (yet): a wrong date, window or bucket."""
 
 
+class ChecksumMismatch(DownloadError):
+    """A file's digest is not META.json's: fetched again once, then permanent."""
+
+
+class NoAlertsInBatch(DownloadError):
+    """The batch has no alerts.parquet (the SOT's export since 2025-12-01): nothing to score.
+
+    Permanent and distinct, so a caller such as a backfill can report "no alerts (new
+    export)" instead of a broken download. `files` lists what the batch does hold.
+    """
+
+    def __init__(self, key: str, files: list[str]):
+        self.files = list(files)
+        super().__init__(key, "the batch has no alerts.parquet (the SOT's export since "
+                              "2025-12-01 publishes none), so there is nothing to score; "
+                              f"files there: {', '.join(self.files) or 'none'}")
+
+
 class TransientDownloadError(DownloadFailure):
-    """Network, timeout, 5xx or throttling that outlasted botocore's retries; retry later."""
+    """Network, timeout, 5xx, throttling (after botocore's retries) or a full disk; retry later."""
 
 
 def _client_error(exc: boto.ClientError, key: str) -> DownloadFailure:
@@ -78,7 +101,21 @@ def classify(exc: BaseException, key: str) -> DownloadFailure:
                                            f"{exc.last_exception}")
     if isinstance(exc, TRANSIENT_EXCEPTIONS):
         return TransientDownloadError(key, f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS:
+        return TransientDownloadError(key, f"writing it failed: {exc} (disk full or I/O "
+                                           "error); retry later")
     return DownloadError(key, f"{type(exc).__name__}: {exc}")
+
+
+@contextlib.contextmanager
+def local_errors(where: str) -> Iterator[None]:
+    """Re-raise an OSError of our own disk inside the block as DownloadFailure naming where."""
+    try:
+        yield
+    except DownloadFailure:
+        raise
+    except OSError as exc:
+        raise classify(exc, where) from exc
 
 
 @contextlib.contextmanager

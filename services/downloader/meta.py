@@ -5,6 +5,10 @@ Three shapes are accepted (SOT_CONTRACT.md section 1):
   older:    {"files": {"alerts.parquet": {"md5": "<hex>"}, ...}}
   older:    {"files": [{"filename": "alerts.parquet", "checksum": "<hex>"}, ...]}
 
+Since schema 1.0.0 META.json may also carry `counts` (rows per file, keyed by the
+file's stem: `alerts`, `features`, ..., `address_labels`); they are parsed here and
+checked against the downloaded files' row counts (services/downloader/counts.py).
+
 A checksum names its algorithm by its key (`sha256`, `md5`, `sha1`, `sha512`), by an
 `algo:` prefix, or by an `algorithm` field; a bare hex string is told by its length
 (32 md5, 40 sha1, 64 sha256, 128 sha512). md5 entries are verified like the rest:
@@ -18,16 +22,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.downloader.errors import DownloadError
+
+log = logging.getLogger(__name__)
 
 ALGORITHMS = ("sha512", "sha256", "sha1", "md5")  # strongest first
 HEX_LENGTHS = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}
 HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 IDENTITY = ("network", "processing_date", "window_days")
+SCHEMA_MAJOR = "1."  # the META.json schema this code knows (SOT_CONTRACT.md section 1)
 
 
 @dataclass(frozen=True)
@@ -40,10 +48,11 @@ class Checksum:
 
 @dataclass(frozen=True)
 class Meta:
-    """A parsed META.json: the expected checksum of each file name, and the raw document."""
+    """A parsed META.json: expected checksums and row counts by file, and the raw document."""
 
     checksums: dict[str, Checksum]
     document: dict
+    counts: dict[str, int] = field(default_factory=dict)  # by counts key: alerts, features, ...
 
 
 def _checksum(key: str, where: str, value, algorithm: str | None = None) -> Checksum:
@@ -108,6 +117,22 @@ def _check_identity(key: str, document: dict, expected: dict) -> None:
                                      f"for is {expected[field]!r}")
 
 
+def _counts(key: str, counts) -> dict[str, int]:
+    if not isinstance(counts, dict):
+        raise DownloadError(key, "'counts' is not an object of file stem to row count")
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise DownloadError(key, f"counts[{name!r}]: {value!r} is not a row count")
+    return {_name(key, f"counts[{n!r}]", n): v for n, v in counts.items()}
+
+
+def _check_schema(key: str, document: dict) -> None:
+    version = document.get("schema_version")
+    if version is not None and not str(version).startswith(SCHEMA_MAJOR):
+        log.warning("%s: schema_version %s is newer than the 1.x this miner knows; checking the "
+                    "checksums and counts it recognises", key, version)
+
+
 def parse_meta(data: bytes, key: str, network: str, processing_date: str,
                window_days: int) -> Meta:
     """Parse META.json bytes into expected checksums, or raise DownloadError naming key."""
@@ -124,4 +149,6 @@ def parse_meta(data: bytes, key: str, network: str, processing_date: str,
         checksums.update(_from_sha256_map(key, document["sha256"]))
     if not checksums:
         raise DownloadError(key, "lists no checksums ('sha256' or 'files')")
-    return Meta(checksums, document)
+    _check_schema(key, document)
+    counts = _counts(key, document["counts"]) if "counts" in document else {}
+    return Meta(checksums, document, counts)

@@ -1,8 +1,10 @@
 """Which objects make up one published batch: list the prefix, read META.json, decide.
 
-Required: alerts, features, clusters. Optional: money_flows and the network's
-labels file (missing: a warning). Every file META.json lists is fetched and
-checked too. An empty object is an error naming its key.
+Required: alerts, features, clusters. Optional: money_flows, patterns (the SOT's
+export since 2025-12-01) and the network's labels file (missing: a warning). Every
+file META.json lists is fetched and checked too. An empty object is an error naming
+its key. A batch with no alerts.parquet (the new export publishes none) is
+NoAlertsInBatch, naming what the batch holds instead.
 
 "Where the bucket publishes one" (META.json): SOT_REQUIRE_META=always or never
 decides outright; `auto` (the default) requires it when another date of the same
@@ -14,19 +16,20 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError
 
 from shared import contract, storage
 from shared.settings import SettingsError
-from services.downloader.errors import BatchNotFound, DownloadError, s3_errors
+from services.downloader.errors import BatchNotFound, DownloadError, NoAlertsInBatch, s3_errors
 from services.downloader.meta import Checksum, Meta, parse_meta
 
 log = logging.getLogger(__name__)
 
 META_POLICIES = ("auto", "always", "never")
 NEIGHBOURS_PROBED = 3  # other dates looked at by `auto`; bounded so the check stays cheap
+OPTIONAL_FILES = contract.OPTIONAL_BATCH_FILES + (contract.PATTERNS_FILE,)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class Plan:
     files: tuple[RemoteFile, ...]
     meta_bytes: bytes | None
     missing_optional: tuple[str, ...]
+    counts: dict = field(default_factory=dict)  # META.json's rows per file stem (schema 1.0.0)
 
 
 def list_objects(client, bucket: str, prefix: str) -> tuple[dict[str, dict], int]:
@@ -130,11 +134,20 @@ def _parse_meta(client, bucket: str, key: str, data: bytes | None, batch: tuple,
     return parse_meta(data, key, *batch)
 
 
+def _check_alerts(objects: dict, prefix: str) -> None:
+    """No alerts.parquet is the new export, not a broken download: say so and what is there."""
+    key = prefix + contract.ALERTS_FILE
+    if key not in objects:
+        raise NoAlertsInBatch(key, sorted(k[len(prefix):] for k in objects))
+
+
 def _batch_files(objects: dict, prefix: str, meta: Meta | None) -> tuple[list, list]:
+    _check_alerts(objects, prefix)
     checksums = meta.checksums if meta else {}
+    known = contract.REQUIRED_BATCH_FILES + OPTIONAL_FILES
     # Files META lists beyond the known ones are fetched and checked too.
-    extra = set(checksums) - set(contract.BATCH_FILES) - {contract.META_FILE, contract.LABELS_FILE}
-    names = list(contract.BATCH_FILES) + sorted(extra)
+    extra = set(checksums) - set(known) - {contract.META_FILE, contract.LABELS_FILE}
+    names = list(known) + sorted(extra)
     files, missing = [], []
     for name in names:
         key = prefix + name
@@ -144,6 +157,8 @@ def _batch_files(objects: dict, prefix: str, meta: Meta | None) -> tuple[list, l
             raise DownloadError(key, "required file is missing from the bucket")
         elif name in checksums:
             raise DownloadError(key, "META.json lists this file but the bucket has no such key")
+        elif name == contract.PATTERNS_FILE:
+            log.debug("%s: not in this batch (exports before 2025-12-01 have none)", key)
         else:
             log.warning("%s: optional file is not published, going on without it", key)
             missing.append(key)
@@ -187,4 +202,5 @@ def plan_batch(client, bucket: str, network: str, processing_date: str, window_d
         missing.append(storage.labels_key(network))
     else:
         files.append(labels)
-    return Plan(bucket, prefix, tuple(files), meta_bytes, tuple(missing))
+    return Plan(bucket, prefix, tuple(files), meta_bytes, tuple(missing),
+                dict(meta.counts) if meta else {})

@@ -21,7 +21,7 @@ from pathlib import Path
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from s3transfer.subscribers import BaseSubscriber
 
-from services.downloader.errors import DownloadError, s3_errors
+from services.downloader.errors import ChecksumMismatch, DownloadError, s3_errors
 from services.downloader.hashfile import HashingWriter
 from services.downloader.plan import RemoteFile
 
@@ -60,7 +60,7 @@ def verify(file: RemoteFile, writer: HashingWriter, seconds: float) -> Fetched:
         raise DownloadError(file.key, f"downloaded {size} bytes but the listing said {file.size}")
     found = writer.hexdigests(size)
     if file.checksum and found[file.checksum.algorithm] != file.checksum.hexdigest:
-        raise DownloadError(file.key, f"{file.checksum.algorithm} mismatch: META.json says "
+        raise ChecksumMismatch(file.key, f"{file.checksum.algorithm} mismatch: META.json says "
                                       f"{file.checksum.hexdigest}, the object has "
                                       f"{found[file.checksum.algorithm]}")
     with open(writer.path, "rb") as handle:

@@ -14,11 +14,11 @@ from werkzeug.exceptions import HTTPException
 
 from shared.settings import Settings
 
-from . import config
+from . import config, store
 from .auth import RedisNonceStore, authenticate
-from .chain import ChainMetagraphSource, chain_enabled
+from .chain import ChainMetagraphSource, chain_enabled, network_label
 from .errors import Refused, render_http_error
-from .health import build_report
+from .health import StatusLog, build_report
 from .identity import miner_hotkey
 from .metagraph import MetagraphRefresher, MetagraphSource
 from .proxy import Upstream
@@ -50,6 +50,7 @@ class MinerState:
     limiter: RateLimiter
     upstream: Upstream
     refresher: Optional[MetagraphRefresher]
+    status_log: StatusLog
 
     def close(self) -> None:
         """Stop the refresh thread (tests; gunicorn just exits the worker)."""
@@ -58,11 +59,10 @@ class MinerState:
 
 
 def create_app(settings: Optional[Settings] = None,
-               metagraph_source: Optional[MetagraphSource] = None,
-               redis_client: Optional[redis.Redis] = None) -> Flask:
+               metagraph_source: Optional[MetagraphSource] = None) -> Flask:
     """Build the app; with a chain configured a background thread keeps the metagraph fresh."""
     settings = settings or Settings.from_env()
-    state = build_state(settings, metagraph_source, redis_client)
+    state = build_state(settings, metagraph_source)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.extensions["aml_miner"] = state
@@ -70,30 +70,32 @@ def create_app(settings: Optional[Settings] = None,
     for rule, endpoint in RESULT_ROUTES:
         app.add_url_rule(rule, endpoint, serve_result, methods=["GET"])
     app.add_url_rule("/health", "health", health, methods=["GET"])
+    app.add_url_rule("/health/details", "health_details", health_details, methods=["GET"])
     return app
 
 
-def build_state(settings: Settings, source: Optional[MetagraphSource],
-                client: Optional[redis.Redis]) -> MinerState:
+def build_state(settings: Settings, source: Optional[MetagraphSource]) -> MinerState:
     """Load our hotkey, connect Redis and the API, and start the metagraph refresher."""
     config.check(settings)
     hotkey = miner_hotkey(settings)
-    client = client if client is not None else redis.Redis.from_url(
-        settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    client = store.connect(settings)
     refresher = _start_refresher(settings, source)
     policy = Policy(allow_list=frozenset(settings.MINER_VALIDATOR_HOTKEYS), netuid=settings.NETUID,
                     chain_enabled=refresher is not None,
                     require_permit=settings.MINER_REQUIRE_VALIDATOR_PERMIT,
-                    min_stake=settings.MINER_MIN_STAKE)
+                    min_stake=settings.MINER_MIN_STAKE,
+                    max_age=settings.MINER_METAGRAPH_MAX_AGE)
     snapshot = (lambda: refresher.snapshot) if refresher else (lambda: None)
-    log.info("miner %s: allow-list of %d hotkeys, chain %s, proxying to %s", hotkey,
-             len(policy.allow_list), "on" if refresher else "off", settings.API_URL)
+    age = refresher.age if refresher else (lambda: None)
+    log.info("miner %s: allow-list of %d hotkeys, chain %s, proxying to the result API",
+             hotkey, len(policy.allow_list),
+             f"{network_label(settings)} netuid {settings.NETUID}" if refresher else "off")
     return MinerState(
         settings=settings, hotkey=hotkey, redis=client, nonces=RedisNonceStore(client),
-        authoriser=Authoriser(policy, snapshot),
+        authoriser=Authoriser(policy, snapshot, age),
         limiter=RateLimiter(client, settings.MINER_RATE_LIMIT, settings.MINER_RATE_WINDOW_SECONDS),
         upstream=Upstream(settings.API_URL, settings.MINER_UPSTREAM_TIMEOUT),
-        refresher=refresher)
+        refresher=refresher, status_log=StatusLog())
 
 
 def _start_refresher(settings: Settings,
@@ -139,11 +141,30 @@ def serve_result(**_params):
     return response
 
 
-def health():
-    """Unauthenticated: upstream reachability, Redis, metagraph age and refresh-loop liveness."""
+def _report() -> tuple[dict, int]:
     state = _state()
     report, status = build_report(
         hotkey=state.hotkey, allow_list_size=len(state.authoriser.policy.allow_list),
         upstream=state.upstream, redis_client=state.redis, refresher=state.refresher,
-        network=state.settings.SUBTENSOR_NETWORK, netuid=state.settings.NETUID)
+        network=state.settings.SUBTENSOR_NETWORK, netuid=state.settings.NETUID,
+        max_age=state.settings.MINER_METAGRAPH_MAX_AGE)
+    state.status_log.note(report)
+    return report, status
+
+
+def health():
+    """Unauthenticated: the status only (details go to the log when the status changes)."""
+    report, status = _report()
+    return jsonify({"status": report["status"]}), status
+
+
+def health_details():
+    """The full report, for a request signed by this miner's own hotkey (the operator)."""
+    state = _state()
+    caller = authenticate(request.headers, request.get_data(), method=request.method,
+                          target=request_target(), self_hotkey=state.hotkey, store=state.nonces)
+    if caller.hotkey_ss58 != state.hotkey:
+        raise Refused(403, "not_operator",
+                      "health details are for requests signed by this miner's own hotkey")
+    report, status = _report()
     return jsonify(report), status

@@ -8,6 +8,7 @@ from typing import Callable, Optional, Protocol
 
 import bittensor as bt
 
+from shared.redact import mask_url
 from shared.settings import Settings
 
 from .errors import ChainUnavailable, MinerConfigError
@@ -27,6 +28,24 @@ class ChainClient(Protocol):
 def chain_enabled(settings: Settings) -> bool:
     """An empty SUBTENSOR_NETWORK means: no chain at all, the allow-list alone decides."""
     return bool(settings.SUBTENSOR_NETWORK.strip())
+
+
+def network_label(settings: Settings) -> str:
+    """SUBTENSOR_NETWORK as it may be logged: an endpoint URL's userinfo and tokens masked."""
+    return mask_url(settings.SUBTENSOR_NETWORK.strip())
+
+
+def check_netuid(settings: Settings) -> None:
+    """Chain mode admits the validators of one subnet: which one must be said, never assumed."""
+    if not chain_enabled(settings):
+        return
+    if settings.NETUID is None:
+        raise MinerConfigError(
+            f"NETUID is not set: chain mode (SUBTENSOR_NETWORK={network_label(settings)}) admits "
+            "the registered validators of one subnet and there is no default subnet; set NETUID "
+            "to your subnet's netuid, or SUBTENSOR_NETWORK= (empty) to serve the allow-list only")
+    if settings.NETUID < 0:
+        raise MinerConfigError(f"NETUID={settings.NETUID} is not a subnet id (0 or more)")
 
 
 def check_authorisable(settings: Settings) -> None:
@@ -71,7 +90,7 @@ class SubtensorChain(ChainMetagraphSource):
         try:
             result = self._subtensor.execute(intent, self.wallet)
         except (bt.BittensorError, OSError) as exc:
-            raise ChainUnavailable(f"{intent.summary()}: {exc}") from exc
+            raise ChainUnavailable(f"{intent.summary()}: {self.clean(exc)}") from None
         if not result.success:
             raise ChainUnavailable(f"{intent.summary()}: {result.message}")
 
@@ -99,12 +118,12 @@ def _chain_down(settings: Settings, exc: ChainUnavailable) -> str:
     allow = len(settings.MINER_VALIDATOR_HOTKEYS)
     if not allow:
         raise MinerConfigError(
-            f"chain {settings.SUBTENSOR_NETWORK!r} is unreachable ({exc}) and "
+            f"chain {network_label(settings)!r} is unreachable ({exc}) and "
             "MINER_VALIDATOR_HOTKEYS is empty, so no validator could be authorised; "
             "fix SUBTENSOR_NETWORK or set an allow-list") from exc
     log.warning("chain %s is UNREACHABLE (%s): starting anyway with the allow-list only "
                 "(%d hotkeys); endpoint NOT published; the metagraph is retried every %ds",
-                settings.SUBTENSOR_NETWORK, exc, allow, settings.MINER_METAGRAPH_REFRESH_SECONDS)
+                network_label(settings), exc, allow, settings.MINER_METAGRAPH_REFRESH_SECONDS)
     return "allow-list (chain unreachable)"
 
 

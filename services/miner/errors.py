@@ -39,4 +39,5 @@ def render_http_error(exc: HTTPException) -> Response:
     response = jsonify(body)
     response.status_code = exc.code or 500
     response.headers.update(headers)
+    response.headers["Cache-Control"] = "no-store"  # a refusal is about this one request
     return response

@@ -1,21 +1,27 @@
 """Gunicorn settings for the miner, taken from the one settings object (env vars)."""
 
+import logging
 import os
 
-from shared.logs import configure
+from shared.logs import configure, scrub_handlers
+from shared.redact import settings_secrets
 from shared.settings import Settings
 
 _settings = Settings.from_env()
-configure(_settings.LOG_LEVEL)
+_secrets = settings_secrets(_settings)
+configure(_settings.LOG_LEVEL, _secrets)
 
 _host = _settings.MINER_HOST
 bind = [f"[{_host}]:{_settings.MINER_PORT}" if ":" in _host else f"{_host}:{_settings.MINER_PORT}"]
 wsgi_app = "services.miner.app:create_app()"
-worker_class = "gthread"
+# gevent: each connection is a greenlet, so a client that trickles its request headers holds
+# a few KB, not a thread (gthread parses headers in its pool threads: 64 slow connections
+# starved 2 workers x 4 threads and a signed validator went unanswered).
+worker_class = "gevent"
 workers = _settings.MINER_WORKERS
-threads = _settings.MINER_THREADS
-# Not preloaded: each worker builds its own app, so each has a live metagraph refresh thread
-# (threads do not survive fork).
+worker_connections = _settings.MINER_WORKER_CONNECTIONS
+# Not preloaded: each worker builds its own app after gevent has patched it, so each has a
+# live metagraph refresh greenlet (threads do not survive fork).
 preload_app = False
 timeout = 60
 graceful_timeout = 20
@@ -27,3 +33,9 @@ loglevel = _settings.LOG_LEVEL.lower()
 control_socket_disable = True
 # Worker heartbeat files on tmpfs: a slow overlay disk must not get healthy workers killed.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+
+def on_starting(server):
+    """Gunicorn's own log lines (worker boot errors quote exceptions) are scrubbed too."""
+    scrub_handlers(logging.getLogger("gunicorn.error"), _secrets)
+    scrub_handlers(logging.getLogger("gunicorn.access"), _secrets)

@@ -6,7 +6,9 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Optional, Protocol
+from typing import Callable, Optional, Protocol
+
+from shared.redact import ScrubSecrets, mask_text, mask_url, url_secrets
 
 from .errors import ChainUnavailable, MinerConfigError
 
@@ -81,11 +83,17 @@ class ChainMetagraphSource:
         import bittensor as bt
 
         self.network = network
+        self.label = mask_url(network)  # what messages show: an endpoint's tokens are secrets
         self.netuid = netuid
+        self._scrub = ScrubSecrets(url_secrets(network))
         try:
             self._subtensor = bt.Subtensor(network)
         except ValueError as exc:  # an unknown network name is a typo, not an outage
-            raise MinerConfigError(f"SUBTENSOR_NETWORK={network!r}: {exc}") from exc
+            raise MinerConfigError(f"SUBTENSOR_NETWORK={self.label!r}: {self.clean(exc)}") from exc
+
+    def clean(self, exc: BaseException) -> str:
+        """An SDK error's text with the endpoint's secrets masked (it may quote the URL)."""
+        return self._scrub.scrub(mask_text(str(exc)))
 
     def fetch(self) -> Snapshot:
         """One metagraph read (no commitments: authorisation does not need them)."""
@@ -94,9 +102,9 @@ class ChainMetagraphSource:
         try:
             metagraph = self._subtensor.subnets.metagraph(self.netuid, commitments=False)
         except (BittensorError, OSError, TimeoutError) as exc:
-            raise ChainUnavailable(f"{self.network}: {exc}") from exc
+            raise ChainUnavailable(f"{self.label}: {self.clean(exc)}") from None
         if metagraph is None:
-            raise ChainUnavailable(f"{self.network}: netuid {self.netuid} does not exist")
+            raise ChainUnavailable(f"{self.label}: netuid {self.netuid} does not exist")
         return snapshot_from_metagraph(metagraph)
 
 
@@ -113,9 +121,11 @@ class RefreshStatus:
 class MetagraphRefresher:
     """Keeps the latest good snapshot; a background thread refreshes it every `interval` seconds."""
 
-    def __init__(self, source: MetagraphSource, interval: float, name: str = "metagraph-refresh"):
+    def __init__(self, source: MetagraphSource, interval: float, name: str = "metagraph-refresh",
+                 clock: Callable[[], float] = time.time):
         self.source = source
         self.interval = interval
+        self.clock = clock
         self.status = RefreshStatus()
         self._snapshot: Optional[Snapshot] = None
         self._lock = threading.Lock()
@@ -142,7 +152,7 @@ class MetagraphRefresher:
 
     def refresh_once(self) -> bool:
         """Fetch one snapshot; on failure keep the previous one and record why."""
-        started = time.time()
+        started = self.clock()
         self.status.last_attempt = started
         try:
             snapshot = self.source.fetch()
@@ -151,10 +161,10 @@ class MetagraphRefresher:
             return False
         with self._lock:
             self._snapshot = snapshot
-        self.status.last_success = time.time()
+        self.status.last_success = self.clock()
         self.status.last_error = None
         log.info("metagraph: %d neurons at block %d (%.2fs)", len(snapshot), snapshot.block,
-                 time.time() - started)
+                 self.status.last_success - started)
         return True
 
     def _record_failure(self, exc: Exception) -> None:
@@ -181,7 +191,7 @@ class MetagraphRefresher:
         """Seconds since the last successful refresh (None if never)."""
         if self.status.last_success is None:
             return None
-        return (time.time() if now is None else now) - self.status.last_success
+        return (self.clock() if now is None else now) - self.status.last_success
 
     def wait_loaded(self, timeout: float) -> bool:
         """Poll until a snapshot is loaded or the deadline passes (tests and start-up)."""

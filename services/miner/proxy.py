@@ -17,9 +17,19 @@ log = logging.getLogger(__name__)
 # (in particular not the btauth headers, which are ours, not the API's).
 FORWARD_REQUEST = ("Accept", "Accept-Encoding", "If-None-Match", "If-Modified-Since")
 # Response headers that describe the bytes; copied unchanged so gzip and ETags survive.
-KEEP_RESPONSE = ("Content-Type", "Content-Encoding", "Content-Length", "ETag", "Cache-Control",
-                 "Last-Modified", "Vary")
+# Cache-Control is not among them: see private_cache_control.
+KEEP_RESPONSE = ("Content-Type", "Content-Encoding", "Content-Length", "ETag", "Last-Modified",
+                 "Vary")
 CHUNK = 64 * 1024
+# Directives that let a shared cache keep a copy; an answer given to one signed caller must not.
+SHARED_ONLY = ("public", "s-maxage", "proxy-revalidate")
+
+
+def private_cache_control(upstream_value: Optional[str]) -> str:
+    """The API's caching rules for the caller's own cache only (`private`), freshness kept."""
+    kept = [d.strip() for d in (upstream_value or "").split(",")
+            if d.strip() and d.strip().split("=")[0].lower() not in SHARED_ONLY + ("private",)]
+    return ", ".join(["private", *(kept or ["no-cache"])])
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,7 @@ class Upstream:
             raise Refused(502, "upstream_unavailable",
                           f"the miner's result API did not answer ({type(exc).__name__})") from None
         kept = {name: upstream.headers[name] for name in KEEP_RESPONSE if name in upstream.headers}
+        kept["Cache-Control"] = private_cache_control(upstream.headers.get("Cache-Control"))
         response = Response(_stream(upstream, target), status=upstream.status, headers=kept,
                             direct_passthrough=True)
         if "Content-Type" not in kept:  # e.g. a 304: don't invent Flask's text/html default
@@ -70,12 +81,23 @@ class Upstream:
 
 
 def _stream(upstream: urllib3.BaseHTTPResponse, target: str) -> Iterator[bytes]:
-    """The raw (still encoded) body in chunks; the connection goes back to the pool at the end."""
+    """The raw (still encoded) body in chunks; the connection is pooled again only if read out."""
+    sent, complete = 0, False
     try:
-        yield from upstream.stream(CHUNK, decode_content=False)
+        for chunk in upstream.stream(CHUNK, decode_content=False):
+            yield chunk
+            sent += len(chunk)
+        complete = True
     except urllib3.exceptions.HTTPError as exc:
         # Headers are already sent; all we can do is cut the connection and say why.
         log.error("proxy %s: upstream broke off mid-body: %s", target, exc)
         raise
     finally:
+        if not complete:
+            # The caller went away (or the API broke off): the rest of the body is still on
+            # the socket, and a pooled connection would hand it to the next request as its
+            # answer. Close it; the pool opens a fresh one when needed.
+            log.info("proxy %s: answer not read to the end (%d bytes sent); upstream connection "
+                     "closed, not reused", target, sent)
+            upstream.close()
         upstream.release_conn()

@@ -13,6 +13,9 @@ log = logging.getLogger(__name__)
 # Each worker is its service's code, reached by dotted name so ops imports neither.
 WORKERS = {"download": "services.downloader.worker:run", "process": "services.processor.worker:run",
            "learn": "services.processor.worker:run_learner"}
+# The services' pre-flight checks, reached the same way.
+PREFLIGHT_SOT = "services.downloader.preflight"
+PREFLIGHT_MINER = "services.miner.preflight"
 
 
 def _positive(text: str) -> int:
@@ -66,6 +69,20 @@ def add_commands(sub) -> None:
                    help="also publish this many dates before today, the history the learner "
                         "learns from (default 30)")
     p.set_defaults(func=run_sample_sot)
+
+    p = sub.add_parser("config", help="print the effective settings, secrets masked")
+    p.set_defaults(func=run_config)
+
+    p = sub.add_parser("preflight", help="check what a first start needs (SOT and date, miner "
+                                         "hotkey, NETUID and registration); exit 1 if any fails")
+    p.add_argument("--processing-date", metavar="YYYY-MM-DD",
+                   help="date that must be listed in the SOT (default: the date the daily "
+                        "schedule enqueues today)")
+    p.add_argument("--skip-miner", action="store_true",
+                   help="leave out the miner's checks (a stack run without the miner profile)")
+    p.add_argument("--skip-sot", action="store_true",
+                   help="leave out the SOT checks (e.g. in the miner's image: no S3 client)")
+    p.set_defaults(func=run_preflight)
 
     p = sub.add_parser("stack", help="run compose.yaml's services as local processes "
                                      "(no Docker needed); Ctrl-C stops them")
@@ -143,6 +160,52 @@ def _upload(args, settings, network: str, days: int, dates: list[str] | None = N
     for prefix in only[:-1]:
         print(f"s3://{summary['bucket']}/{prefix}")
     return 0
+
+
+def run_config(args, settings) -> int:
+    """Every setting as NAME=value, as this process sees it; secrets and URL tokens masked."""
+    from dataclasses import fields
+
+    from shared.redact import mask_setting
+
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        print(f"{f.name}={'' if value is None else mask_setting(f.name, value)}")
+    return 0
+
+
+def run_preflight(args, settings) -> int:
+    """One PASS/FAIL line per check; exit 1 when any failed."""
+    import datetime as dt
+
+    from shared import schedule
+
+    date = args.processing_date or schedule.date_for(dt.datetime.now(dt.timezone.utc),
+                                                     settings.SCHEDULE_DATE_OFFSET_DAYS)
+    results = []
+    if not args.skip_sot:
+        results += _service_checks("SOT", PREFLIGHT_SOT, settings, date)
+    if not args.skip_miner:
+        results += _service_checks("miner", PREFLIGHT_MINER, settings)
+    for check in results:
+        print(check.line(), flush=True)
+    failed = [c.name for c in results if not c.ok]
+    print(f"preflight: {len(results) - len(failed)} passed, {len(failed)} failed"
+          + (f" ({', '.join(failed)})" if failed else ""))
+    return 1 if failed else 0
+
+
+def _service_checks(part: str, module: str, settings, *args) -> list:
+    """A service's checks; an image without that service's libraries gets one FAIL line."""
+    from shared.checks import Check
+
+    try:
+        checks = importlib.import_module(module).checks
+    except ImportError as exc:
+        return [Check(f"{part} checks", False, f"cannot run here ({exc}); run them in the "
+                                               f"{part} service's image, or skip them with "
+                                               f"--skip-{part.lower()}")]
+    return list(checks(settings, *args))
 
 
 def run_sample_sot(args, settings) -> int:

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 LOCAL_VOLUMES = {"data": "volumes"}  # so the stack's data is where the CLI's defaults look
 LOOPBACK = "127.0.0.1"
+# The job queue's Redis may be one the developer already runs on 6379. Any other Redis
+# service (the miner's own) always gets a server of its own, so its keys never land there.
+SHARED_REDIS = "redis"
 
 
 class StackError(RuntimeError):
@@ -114,20 +117,28 @@ def _is_redis(svc: dict) -> bool:
     return str(svc.get("image", "")).startswith("redis:")
 
 
+def _reuses_redis(name: str, svc: dict, own_redis: bool) -> bool:
+    return _is_redis(svc) and name == SHARED_REDIS and not own_redis
+
+
 def assign_ports(config: dict, own_redis: bool) -> dict[str, tuple[int, int]]:
-    """(container port, local port) of each listening service."""
-    ports = {}
-    for name, svc in config["services"].items():
+    """(container port, local port) of each listening service; no local port is given twice."""
+    ports, taken = {}, set()
+    for name, svc in sorted(config["services"].items(), key=lambda item: item[0] != SHARED_REDIS):
         target = _listen_port(svc)
         if target is None:
             continue
         published = [int(p["published"]) for p in svc.get("ports", []) if int(p["target"]) == target]
         if published:
-            ports[name] = (target, published[0])
-        elif _is_redis(svc) and not own_redis:
-            ports[name] = (target, target)
+            local = published[0]
+        elif _reuses_redis(name, svc, own_redis):
+            local = target
         else:
-            ports[name] = (target, target if _port_free(target) else _free_port())
+            local = target if target not in taken and _port_free(target) else _free_port()
+            while local in taken:
+                local = _free_port()
+        ports[name] = (target, local)
+        taken.add(local)
     return ports
 
 
@@ -246,7 +257,7 @@ def plan(project_dir: Path, profiles: list[str], own_redis: bool = False) -> lis
     for name in _start_order(config["services"]):
         svc = config["services"][name]
         mapper = Mapper(project_dir, name, svc, ports)
-        reuse = _is_redis(svc) and not own_redis and redis_answers(ports[name][1])
+        reuse = _reuses_redis(name, svc, own_redis) and redis_answers(ports[name][1])
         env = _base_env()
         env.update({k: mapper.value(str(v)) for k, v in (svc.get("environment") or {}).items()})
         _make_dirs(svc.get("environment") or {}, env)

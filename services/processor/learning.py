@@ -174,7 +174,7 @@ def compare(settings: Settings, input_dir: Path, date: str, current: Path, candi
     if labels is not None:
         argv += ["--labels", _abs(labels)]
     # Our working folder, so relative settings mean what they mean here; our checkout's code.
-    env = {**os.environ, **settings.as_env(), "PYTHONPATH": str(PROJECT_ROOT)}
+    env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(PROJECT_ROOT)}
     started = time.monotonic()
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
     if done.returncode not in (0, 1):  # 1: an output failed the gate, which the report says

@@ -34,7 +34,7 @@ class ProcessorFailed(RuntimeError):
 
 def child_env(settings: Settings, base: dict[str, str]) -> dict[str, str]:
     """The environment for a child `aml-miner`: `base` with every settings field written out."""
-    return {**base, **settings.as_env()}
+    return {**base, **settings.to_env()}
 
 
 def run_processor(input_dir: Path, output_dir: Path, processing_date: str, models_dir: Path,

@@ -71,7 +71,8 @@ def project(scratch: Path) -> dict:
                  "BT_WALLET_NAME": "miner", "BT_WALLET_HOTKEY": "default",
                  "MINER_VALIDATOR_HOTKEYS": validator.ss58_address, "SUBTENSOR_NETWORK": "",
                  "MINER_PUBLISH_ENDPOINT": "false", "COMPOSE_PROFILES": "miner",
-                 "COMPOSE_PROJECT_NAME": "amlminertest"}
+                 # One project per run: two checkouts' runs on one engine do not share containers.
+                 "COMPOSE_PROJECT_NAME": f"amlminertest{os.getpid()}"}
     return {"dir": scratch / "repo", "overrides": overrides, "validator": validator,
             "miner_ss58": miner.hotkey.ss58_address}
 
@@ -93,9 +94,19 @@ def main() -> int:
                    "-f", str(proj["dir"] / "compose.yaml")]
         try:
             return run_checks(compose, env, proj)
+        except BaseException:
+            show_state(compose, env)
+            raise
         finally:
             timed("down -v", sh, *compose, "down", "-v", "--remove-orphans", env=env, check=False)
             print(json.dumps({"timings_s": TIMINGS}, indent=2))
+
+
+def show_state(compose: list[str], env: dict) -> None:
+    """What the containers were doing when a check failed (printed before `down -v`)."""
+    for args in (["ps", "-a"], ["logs", "--no-color", "--tail", "40"]):
+        done = sh(*compose, *args, env=env, check=False, timeout=120)
+        print(f"[containers] compose {' '.join(args)}:\n{done.stdout}{done.stderr}", flush=True)
 
 
 def run_checks(compose: list[str], env: dict, proj: dict) -> int:
@@ -114,12 +125,29 @@ def run_checks(compose: list[str], env: dict, proj: dict) -> int:
     assert code == 200 and body == api_body, f"miner answered {code}"
     assert http_get(f"{miner}/scores/alerts/{today}")[0] == 401
     print("[containers] miner: signed validator request answered with the API's bytes; unsigned refused")
+    check_miner_redis_isolation(compose, env)
 
     restart_mid_job(compose, env, api)
     timed("down (keep volumes)", sh, *compose, "down", env=env)
     timed("up --wait (warm)", sh, *compose, "up", "--wait", "--wait-timeout", "300", env=env)
     assert published(api, today), "the published date survives down/up"
     return 0
+
+
+REACH = ("import socket,sys\n"
+         "try:\n socket.create_connection((sys.argv[1], 6379), timeout=3).close()\n"
+         "except OSError as exc:\n print(exc); sys.exit(1)")
+
+
+def check_miner_redis_isolation(compose: list[str], env: dict) -> None:
+    """From inside the miner container: its own Redis answers, the job queue's cannot be reached."""
+    exec_ = [*compose, "exec", "-T", "miner", "python", "-c", REACH]
+    own = sh(*exec_, "miner-redis", env=env, check=False)
+    assert own.returncode == 0, f"the miner cannot reach miner-redis: {own.stdout}{own.stderr}"
+    queue = sh(*exec_, "redis", env=env, check=False)
+    assert queue.returncode != 0, "the miner reaches the job queue's Redis"
+    print(f"[containers] miner: reaches miner-redis; the queue's redis is out of reach "
+          f"({queue.stdout.strip() or queue.stderr.strip()})")
 
 
 def restart_mid_job(compose: list[str], env: dict, api: str) -> None:

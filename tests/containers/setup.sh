@@ -8,8 +8,28 @@ STATE=${AML_CONTAINERS_STATE:-/var/tmp/aml-miner-containers}
 SOCK="$STATE/podman.sock"
 BASE_TAG=python:3.11-slim-bookworm
 REDIS_TAG=redis:7.2-bookworm
-mkdir -p "$STATE"
 log() { echo "[containers] $*" >&2; }
+
+# The long-lived helpers (the API service and the healthcheck loop) keep the working folder
+# they start in, and conmon, started by the service for every container, needs it: a service
+# started from a clone that is deleted later fails every container start after that
+# ("write child: broken pipe"; conmon: "Failed to get working directory"). So they start here.
+enter_state_dir() {
+  mkdir -p "$STATE"
+  cd "$STATE"
+}
+
+# True when process $1 runs in a folder that has been deleted since it started.
+cwd_gone() {
+  local cwd
+  cwd=$(readlink "/proc/$1/cwd" 2>/dev/null) || return 1
+  [[ "$cwd" == *" (deleted)" || ! -d "$cwd" ]]
+}
+
+# True when the process recorded in pid file $1 is alive.
+recorded_alive() {
+  [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+}
 
 install_packages() {
   command -v podman >/dev/null && command -v debootstrap >/dev/null && command -v runc >/dev/null && return
@@ -34,17 +54,42 @@ runtime = "runc"
 CONF
 }
 
+# A reused service must do what the tests need from it: answer, and start a container.
+service_healthy() {
+  curl -sf --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1 || return 1
+  if recorded_alive "$STATE/podman-service.pid" && cwd_gone "$(cat "$STATE/podman-service.pid")"; then
+    log "the podman API service runs in a deleted folder"; return 1
+  fi
+  podman --remote --url "unix://$SOCK" run --rm --network none "$BASE_TAG" true \
+    >"$STATE/probe.log" 2>&1 || { log "the podman API service cannot start a container: $(tail -1 "$STATE/probe.log")"; return 1; }
+}
+
+stop_recorded() {  # $1: pid file of a helper this script started earlier
+  recorded_alive "$1" || return 0
+  local pid; pid=$(cat "$1")
+  log "stopping the helper this script started earlier (pid $pid)"
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$1"
+}
+
 start_socket() {
-  if [ -S "$SOCK" ] && curl -sf --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; then return; fi
-  log "starting the podman API socket at $SOCK"
+  if service_healthy; then return; fi
+  stop_recorded "$STATE/podman-service.pid"
+  if curl -sf --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; then
+    log "an unhealthy podman API service that this script did not start answers at $SOCK; stop it, then run again"
+    exit 1
+  fi
+  log "starting the podman API socket at $SOCK (working folder $STATE)"
   rm -f "$SOCK"
   nohup podman system service --time=0 "unix://$SOCK" >"$STATE/podman-service.log" 2>&1 &
   echo $! > "$STATE/podman-service.pid"
   for _ in $(seq 100); do
-    curl -sf --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1 && return
+    curl -sf --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1 && break
     sleep 0.1
   done
-  log "podman API socket did not answer"; exit 1
+  service_healthy || { log "the new podman API service is not healthy (see $STATE/podman-service.log)"; exit 1; }
 }
 
 build_base() {
@@ -86,18 +131,28 @@ CF
 
 start_healthcheck_loop() {
   # Podman runs healthchecks from systemd timers; there is no systemd here, so run them ourselves.
-  if [ -f "$STATE/healthloop.pid" ] && kill -0 "$(cat "$STATE/healthloop.pid")" 2>/dev/null; then return; fi
+  local pidfile="$STATE/healthloop.pid"
+  if recorded_alive "$pidfile" && ! cwd_gone "$(cat "$pidfile")"; then return; fi
+  stop_recorded "$pidfile"
   nohup bash -c 'while true; do
       for id in $(podman ps -q --filter health=starting --filter health=healthy --filter health=unhealthy 2>/dev/null); do
         podman healthcheck run "$id" >/dev/null 2>&1 || true
       done; sleep 2; done' >/dev/null 2>&1 &
-  echo $! > "$STATE/healthloop.pid"
+  echo $! > "$pidfile"
 }
 
-install_packages
-configure_engine
-start_socket
-build_base
-build_redis
-start_healthcheck_loop
-echo "export DOCKER_HOST=unix://$SOCK DOCKER_BUILDKIT=0"
+main() {
+  enter_state_dir
+  install_packages
+  configure_engine
+  build_base
+  build_redis
+  start_socket
+  start_healthcheck_loop
+  echo "export DOCKER_HOST=unix://$SOCK DOCKER_BUILDKIT=0"
+}
+
+# Sourced by the tests for its functions; run as a script, it sets the engine up.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  main
+fi

@@ -23,7 +23,7 @@ def publish(sot, *dates: str) -> None:
 
 def run(sot, *args: str, first: str = RANGE[0], last: str = RANGE[-1]):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOT_", "AWS_"))}
-    env.update({k: str(v) for k, v in sot.settings.as_env().items() if k.startswith("SOT_")})
+    env.update({k: str(v) for k, v in sot.settings.to_env().items() if k.startswith("SOT_")})
     env["REDIS_URL"] = sot.settings.REDIS_URL
     cmd = [sys.executable, "-m", "services.cli", "backfill", "--from", first, "--to", last,
            "--network", "bitcoin", "--days", "7", "--output-dir", str(sot.settings.INPUT_DIR),

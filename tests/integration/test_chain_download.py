@@ -17,6 +17,7 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from shared import jobs
 from tests.chain_fixtures import (CHAIN, REPO, RQ, cli, conn, process_env, use_env,  # noqa: F401
                                   wait_for, work)
+from tests.disk_fixtures import small_disk  # noqa: F401
 from tests.s3_fixtures import (DATE, NETWORK, WINDOW, fake_batch, moto_endpoint,  # noqa: F401
                                proxy, s3_proxy, sot)
 
@@ -61,13 +62,15 @@ def test_a_checksum_mismatch_fails_at_once_with_a_reason_and_no_process_job(sot,
         work(conn, s.QUEUE_DOWNLOAD)
     job = jobs.fetch(conn, DL_ID)
     assert job.get_status() == JobStatus.FAILED and job.retries_left == 0  # JOB_RETRIES=2 unused
-    assert len(sot.proxy.requests("GET", "alerts.parquet")) == 1  # ran once
+    # One job run: the download looked again once after SOT_CHECKSUM_RETRY_SECONDS, then failed.
+    assert len(sot.proxy.requests("GET", "alerts.parquet")) == 2
+    assert "fetching it again in 0 s (once" in caplog.text
     assert DL_ID in FailedJobRegistry(s.QUEUE_DOWNLOAD, connection=conn).get_job_ids()
     assert jobs.fetch(conn, PR_ID) is None  # nothing deferred, nothing queued
     assert Queue(s.QUEUE_PROCESS, connection=conn).count == 0
     status = jobs.date_status(s, NETWORK, DATE, WINDOW)
     assert status.state == "failed" and "alerts.parquet" in status.reason
-    assert "DownloadError" in status.reason
+    assert "ChecksumMismatch" in status.reason
     assert "failed permanently" in caplog.text and "alerts.parquet" in caplog.text
     assert not (s.INPUT_DIR / DATE).exists()
 
@@ -90,6 +93,38 @@ def test_a_transient_s3_failure_is_retried_by_rq_and_then_succeeds(sot, s, conn,
     assert job.get_status() == JobStatus.FINISHED
     assert "error" not in job.get_meta()
     assert jobs.fetch(conn, PR_ID).get_status() == JobStatus.QUEUED
+
+
+def test_a_full_disk_is_retried_by_rq_with_backoff_and_the_cli_says_try_later(
+        sot, s, conn, use_env, small_disk):
+    s = use_env(s.replace(INPUT_DIR=small_disk.path, JOB_RETRY_INTERVALS=("1",)))
+    sot.put_batch(fake_batch(200_000))  # ~1 MB for a 256 KB disk
+    jobs.enqueue_download(s, NETWORK, DATE, WINDOW)
+    work(conn, s.QUEUE_DOWNLOAD, max_jobs=1)
+    job = jobs.fetch(conn, DL_ID)
+    assert job.get_status() == JobStatus.SCHEDULED and job.retries_left == 1
+    status = jobs.date_status(s, NETWORK, DATE, WINDOW)
+    assert status.state == "queued" and "No space left on device" in status.reason
+    done = cli("download", "--processing-date", DATE, env=process_env(s))
+    assert done.returncode == 75 and "temporary failure" in done.stderr
+    small_disk.grow(64 * 1024)  # the operator freed space
+    due = ScheduledJobRegistry(s.QUEUE_DOWNLOAD, connection=conn).get_scheduled_time(job)
+    wait_for(lambda: dt.datetime.now(dt.timezone.utc) >= due, timeout=5, what="the retry time")
+    work(conn, s.QUEUE_DOWNLOAD, scheduler=True)
+    assert job.get_status() == JobStatus.FINISHED
+
+
+def test_a_date_without_alerts_fails_at_once_saying_so(sot, s, conn):
+    files = fake_batch()
+    del files["alerts.parquet"], files["clusters.parquet"]
+    sot.put_batch(files)
+    jobs.enqueue_download(s, NETWORK, DATE, WINDOW)
+    work(conn, s.QUEUE_DOWNLOAD)
+    job = jobs.fetch(conn, DL_ID)
+    assert job.get_status() == JobStatus.FAILED and job.retries_left == 0
+    status = jobs.date_status(s, NETWORK, DATE, WINDOW)
+    assert "NoAlertsInBatch" in status.reason and "has no alerts.parquet" in status.reason
+    assert "files there: META.json, features.parquet, money_flows.parquet" in status.reason
 
 
 def test_retries_run_out_into_a_failure_with_the_last_reason(sot, s, conn, caplog):

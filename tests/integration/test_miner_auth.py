@@ -4,9 +4,6 @@ import gzip
 import time
 
 import pytest
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from services.miner.app import create_app
 from services.miner.auth import NONCE_PREFIX
@@ -56,12 +53,31 @@ def test_gzip_and_etag_pass_through_unchanged(miner, validator, api):
     assert response.headers["Content-Encoding"] == "gzip" == headers["Content-Encoding"]
     assert response.data == body  # the very bytes, not re-compressed
     assert gzip.decompress(response.data) == api.get(PATH)[2]
-    for name in ("Content-Length", "ETag", "Cache-Control", "Vary"):
+    for name in ("Content-Length", "ETag", "Vary"):
         assert response.headers[name] == headers[name], name
     conditional = dict(gz, **{"If-None-Match": headers["ETag"]})
     again = client.get(PATH, headers=dict(sign(validator, PATH, me), **conditional))
     assert again.status_code == 304 and again.data == b""
     assert again.headers["ETag"] == headers["ETag"] and "Content-Type" not in again.headers
+
+
+@pytest.mark.parametrize("path", [PATH, "/scores/alerts/latest", "/dates"])
+def test_answers_are_private_to_the_caller_and_304_still_works(miner, validator, api, path):
+    client, me = miner
+    api_cache = api.get(path)[1]["Cache-Control"]
+    assert api_cache.startswith("public")  # the API's own answer may sit in shared caches
+    response = client.get(path, headers=sign(validator, path, me))
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == api_cache.replace("public", "private")
+    etag = response.headers["ETag"]
+    again = client.get(path, headers=dict(sign(validator, path, me), **{"If-None-Match": etag}))
+    assert (again.status_code, again.headers["ETag"]) == (304, etag)
+    assert again.headers["Cache-Control"].startswith("private")
+
+
+def test_refusals_are_not_stored_by_any_cache(miner):
+    client, _ = miner
+    assert client.get(PATH).headers["Cache-Control"] == "no-store"
 
 
 def test_only_content_headers_reach_the_api(tmp_path, redis11, validator):
@@ -174,14 +190,12 @@ def test_unknown_paths_and_methods_are_json_errors(miner, validator):
 
 
 def test_without_redis_the_miner_fails_closed_with_503(tmp_path, api, validator):
+    # The production client (services.miner.store.connect), pointed at a port nobody serves.
     wallet = make_wallet(tmp_path)
-    dead = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5,
-                       retry=Retry(NoBackoff(), 0))
-    app = create_app(miner_settings(tmp_path, api.url,
-                                    MINER_VALIDATOR_HOTKEYS=(validator.ss58_address,)),
-                     redis_client=dead)
-    client = app.test_client()
+    settings = miner_settings(tmp_path, api.url, MINER_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+                              MINER_VALIDATOR_HOTKEYS=(validator.ss58_address,))
+    client = create_app(settings).test_client()
     me = wallet.hotkey.ss58_address
     refused(client.get(PATH, headers=sign(validator, PATH, me)), 503, "replay_store_unavailable")
     health = client.get("/health")
-    assert health.status_code == 503 and health.get_json()["redis"]["ok"] is False
+    assert (health.status_code, health.get_json()) == (503, {"status": "unhealthy"})

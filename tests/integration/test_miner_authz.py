@@ -8,9 +8,11 @@ import socket
 import pytest
 
 from services.miner.app import create_app
-from tests.miner_fixtures import (SAMPLE_DATE, StubSource, api, free_port,  # noqa: F401
-                                  make_wallet, miner_settings, new_keypair, redis11, sign,
-                                  snapshot_of, wait_for)
+from bittensor_wallet import Wallet
+
+from tests.miner_fixtures import (SAMPLE_DATE, StubSource, api, details,  # noqa: F401
+                                  free_port, make_wallet, miner_settings, new_keypair, redis11,
+                                  sign, snapshot_of, wait_for)
 
 PATH = f"/metadata/{SAMPLE_DATE}"
 
@@ -47,6 +49,12 @@ def make_miner(tmp_path, api, redis11, keys):
     yield build, wallet.hotkey.ss58_address
     for app in apps:
         app.extensions["aml_miner"].close()
+
+
+@pytest.fixture
+def operator(tmp_path, make_miner):
+    """The miner's own hotkey (make_miner created the wallet), which may read /health/details."""
+    return Wallet(name="miner", hotkey="default", path=str(tmp_path)).hotkey
 
 
 def get(client, key, me, path=PATH):
@@ -87,14 +95,15 @@ def test_the_metagraph_is_read_in_the_background_not_per_request(make_miner, sou
     assert source.calls == calls == 1
 
 
-def test_a_failed_refresh_keeps_serving_the_last_snapshot(make_miner, source, keys):
+def test_a_failed_refresh_keeps_serving_the_last_snapshot(make_miner, source, keys, operator):
     build, me = make_miner
     client, state = loaded(build, source)
     source.error = ConnectionError("subtensor went away")
     assert state.refresher.refresh_once() is False
     assert get(client, keys["vali"], me).status_code == 200
     assert get(client, keys["stranger"], me).status_code == 403
-    report = client.get("/health").get_json()
+    assert client.get("/health").get_json() == {"status": "degraded"}
+    report = details(client, operator).get_json()
     graph = report["metagraph"]
     assert report["status"] == "degraded"
     assert graph["last_error"] == "ConnectionError: subtensor went away"
@@ -103,7 +112,7 @@ def test_a_failed_refresh_keeps_serving_the_last_snapshot(make_miner, source, ke
 
 
 def test_no_snapshot_yet_is_503_for_the_chain_path_but_the_allow_list_still_works(
-        make_miner, keys):
+        make_miner, keys, operator):
     build, me = make_miner
     dead_chain = StubSource()
     dead_chain.error = ConnectionError("refused")
@@ -112,27 +121,30 @@ def test_no_snapshot_yet_is_503_for_the_chain_path_but_the_allow_list_still_work
     response = get(client, keys["vali"], me)
     assert (response.status_code, response.get_json()["reason"]) == (503, "metagraph_unavailable")
     assert get(client, keys["listed"], me).status_code == 200
-    health = client.get("/health")
+    health = details(client, operator)
     assert health.status_code == 200 and health.get_json()["metagraph"]["loaded"] is False
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-def test_a_dead_refresh_thread_shows_in_health(make_miner, source):
+def test_a_dead_refresh_thread_shows_in_health(make_miner, source, operator):
     build, _ = make_miner
     source.error = Fatal("unexpected")
     client, state = build(source)
     wait_for(lambda: not state.refresher.alive(), 5, "the refresh thread to die")
-    health = client.get("/health")
+    status = client.get("/health")
+    assert (status.status_code, status.get_json()) == (503, {"status": "unhealthy"})
+    health = details(client, operator)
     graph = health.get_json()["metagraph"]
     assert health.status_code == 503 and health.get_json()["status"] == "unhealthy"
     assert graph["thread_alive"] is False
     assert graph["last_error"] == "refresh thread died: Fatal: unexpected"
 
 
-def test_health_reports_upstream_metagraph_and_allow_list(make_miner, source, api):
+def test_health_details_report_upstream_metagraph_and_allow_list(make_miner, source, api,
+                                                                  operator):
     build, me = make_miner
     client, _ = loaded(build, source)
-    health = client.get("/health")
+    health = details(client, operator)
     report = health.get_json()
     assert health.status_code == 200 and report["status"] == "ok"
     assert report["hotkey"] == me and report["allow_list_size"] == 1
@@ -169,7 +181,7 @@ def test_refused_callers_do_not_use_up_the_limit(make_miner, source, keys):
 
 
 def test_api_down_is_502_json_and_health_says_so(tmp_path, redis11, keys):
-    make_wallet(tmp_path)
+    operator = make_wallet(tmp_path).hotkey
     settings = miner_settings(tmp_path, f"http://127.0.0.1:{free_port()}",
                               MINER_VALIDATOR_HOTKEYS=(keys["listed"].ss58_address,))
     app = create_app(settings)
@@ -178,7 +190,8 @@ def test_api_down_is_502_json_and_health_says_so(tmp_path, redis11, keys):
     body = response.get_json()
     assert response.status_code == 502 and body["reason"] == "upstream_unavailable"
     assert set(body) == {"code", "name", "description", "reason"}
-    report = client.get("/health").get_json()
+    assert client.get("/health").get_json() == {"status": "degraded"}
+    report = details(client, operator).get_json()
     assert report["status"] == "degraded" and report["upstream"]["reachable"] is False
 
 
@@ -194,3 +207,77 @@ def test_an_api_that_hangs_is_502_after_the_timeout(tmp_path, redis11, keys):
         client, me = app.test_client(), app.extensions["aml_miner"].hotkey
         response = get(client, keys["listed"], me)
     assert response.status_code == 502 and "ReadTimeoutError" in response.get_json()["description"]
+
+
+def test_past_the_max_age_chain_callers_get_503_and_the_allow_list_still_passes(
+        make_miner, source, keys, operator):
+    build, me = make_miner
+    client, state = loaded(build, source, MINER_METAGRAPH_REFRESH_SECONDS=60,
+                           MINER_METAGRAPH_MAX_AGE=600)
+    assert get(client, keys["vali"], me).status_code == 200
+    source.error = ConnectionError("chain unreachable for a long time")
+    state.refresher.status.last_success -= 601  # the last good read is now older than the limit
+    refused = get(client, keys["vali"], me)
+    body = refused.get_json()
+    assert (refused.status_code, body["reason"]) == (503, "metagraph_stale")
+    assert "MINER_METAGRAPH_MAX_AGE=600" in body["description"]
+    assert get(client, keys["stranger"], me).get_json()["reason"] == "metagraph_stale"
+    assert get(client, keys["listed"], me).status_code == 200
+    assert client.get("/health").get_json() == {"status": "degraded"}
+    assert details(client, operator).get_json()["metagraph"]["max_age_seconds"] == 600
+    source.error = None
+    assert state.refresher.refresh_once()  # the chain is back: a fresh snapshot admits again
+    assert get(client, keys["vali"], me).status_code == 200
+
+
+def test_unauthenticated_health_says_only_the_status(make_miner, source):
+    build, _ = make_miner
+    client, _ = loaded(build, source)
+    health = client.get("/health")
+    assert (health.status_code, health.get_json()) == (200, {"status": "ok"})
+
+
+def test_health_details_need_the_miners_own_signature(make_miner, source, keys, operator):
+    build, me = make_miner
+    client, _ = loaded(build, source)
+    path = "/health/details"
+    assert client.get(path).get_json()["reason"] == "unsigned"
+    for caller in (keys["vali"], keys["listed"]):  # validators see results, not our internals
+        response = client.get(path, headers=sign(caller, path, me))
+        assert (response.status_code, response.get_json()["reason"]) == (403, "not_operator")
+    assert details(client, operator).get_json()["hotkey"] == me
+
+
+def test_health_changes_are_logged_once_with_the_details(make_miner, source, caplog):
+    build, _ = make_miner
+    client, state = loaded(build, source)
+    with caplog.at_level("INFO", logger="services.miner.health"):
+        client.get("/health")
+        client.get("/health")
+        source.error = ConnectionError("subtensor went away")
+        state.refresher.refresh_once()
+        client.get("/health")
+        client.get("/health")
+    lines = [r.getMessage() for r in caplog.records if r.name == "services.miner.health"]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("health: ok") and lines[1].startswith("health: degraded")
+    assert "subtensor went away" in lines[1] and "worker" in lines[1]
+
+
+def test_no_secret_of_subtensor_network_reaches_a_response_or_a_log(tmp_path, api, redis11, keys,
+                                                                   caplog):
+    wallet = make_wallet(tmp_path)
+    network = "ws://ops:hunter2SECRET@127.0.0.1:1/rpc?apikey=KEY0123456789abcdef"
+    settings = miner_settings(tmp_path, api.url, SUBTENSOR_NETWORK=network,
+                              MINER_VALIDATOR_HOTKEYS=(keys["listed"].ss58_address,))
+    with caplog.at_level("DEBUG"):
+        app = create_app(settings)  # the real SDK, failing to reach 127.0.0.1:1
+        state = app.extensions["aml_miner"]
+        wait_for(lambda: state.refresher.status.failures, 20, "a failed refresh")
+        client = app.test_client()
+        answers = [client.get("/health").data, details(client, wallet.hotkey).data]
+        state.close()
+    text = b"".join(answers).decode() + "\n".join(r.getMessage() for r in caplog.records)
+    assert "127.0.0.1:1" in text, "the endpoint itself is shown"
+    for secret in ("hunter2SECRET", "KEY0123456789abcdef", "ops:"):
+        assert secret not in text, secret

@@ -5,8 +5,10 @@ import http.client
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
 
 import bittensor as bt
 import pytest
@@ -30,26 +32,32 @@ def served(tmp_path_factory):
     vali_wallet.create_new_hotkey(use_password=False, suppress=True)
     redis.Redis.from_url(REDIS_URL).flushdb()
     api = ApiServer(root)
-    settings = miner_settings(root, api.url, MINER_WORKERS=2, MINER_THREADS=4,
+    settings = miner_settings(root, api.url, MINER_WORKERS=2,
                               MINER_VALIDATOR_HOTKEYS=(validator.ss58_address,
                                                        vali_wallet.hotkey.ss58_address))
     port = free_port()
     proc = start_miner_process(settings, port, root / "miner.log")
     try:
         wait_healthy(port, proc)
-        wait_for_workers(port, 2)
+        wait_for_workers(port, wallet.hotkey, 2)
         yield {"port": port, "me": wallet.hotkey.ss58_address, "validator": validator,
-               "api": api, "wallet": vali_wallet}
+               "api": api, "wallet": vali_wallet, "operator": wallet.hotkey}
     finally:
         stop_process(proc)
         api.stop()
         redis.Redis.from_url(REDIS_URL).flushdb()
 
 
-class Connection:
-    """One keep-alive connection; gthread keeps it in the worker that accepted it."""
+def operator_headers(operator, path="/health/details"):
+    """Signed by the miner's own hotkey: what /health/details asks for."""
+    return sign(operator, path, operator.ss58_address)
 
-    def __init__(self, port):
+
+class Connection:
+    """One keep-alive connection; a worker keeps it for as long as it stays open."""
+
+    def __init__(self, port, operator):
+        self.operator = operator
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         self.conn.connect()
         self.sock = self.conn.sock
@@ -64,7 +72,7 @@ class Connection:
         return response.status, response.headers, body
 
     def worker(self):
-        status, _, body = self.get("/health")
+        status, _, body = self.get("/health/details", operator_headers(self.operator))
         assert status == 200
         return json.loads(body)["worker"]
 
@@ -72,12 +80,12 @@ class Connection:
         self.conn.close()
 
 
-def connection_on_other_worker(port, pid, timeout=20.0):
+def connection_on_other_worker(port, operator, pid, timeout=20.0):
     """A keep-alive connection held by a worker other than `pid` (fresh connections until one)."""
     found = []
 
     def other():
-        conn = Connection(port)
+        conn = Connection(port, operator)
         if conn.worker() != pid:
             found.append(conn)
             return True
@@ -87,12 +95,12 @@ def connection_on_other_worker(port, pid, timeout=20.0):
     return found[0]
 
 
-def wait_for_workers(port, count, timeout=30.0):
-    """/health from `count` distinct worker processes: all of them have booted the app."""
+def wait_for_workers(port, operator, count, timeout=30.0):
+    """/health/details from `count` distinct worker processes: all of them have booted the app."""
     seen = set()
 
     def enough():
-        seen.add(get_json(port, "/health")[2]["worker"])
+        seen.add(get_json(port, "/health/details", operator_headers(operator))[2]["worker"])
         return len(seen) >= count
     wait_for(enough, timeout, f"{count} workers answering /health (saw {seen})")
 
@@ -103,8 +111,9 @@ def test_an_allowed_validator_gets_the_same_gzip_bytes_and_304(served):
     status, headers, body = get_json(port, PATH, dict(sign(vali, PATH, me), **gz))
     api_status, api_headers, api_body = api.get(PATH, gz)
     assert (status, body) == (api_status, api_body) == (200, api_body)
-    for name in ("Content-Encoding", "Content-Length", "ETag", "Cache-Control", "Content-Type"):
+    for name in ("Content-Encoding", "Content-Length", "ETag", "Content-Type"):
         assert headers[name] == api_headers[name], name
+    assert headers["Cache-Control"] == api_headers["Cache-Control"].replace("public", "private")
     assert json.loads(gzip.decompress(body))["processing_date"] == SAMPLE_DATE
     conditional = dict(gz, **{"If-None-Match": api_headers["ETag"]})
     status, headers, body = get_json(port, PATH, dict(sign(vali, PATH, me), **conditional))
@@ -112,13 +121,13 @@ def test_an_allowed_validator_gets_the_same_gzip_bytes_and_304(served):
 
 
 def test_a_replay_is_refused_by_the_same_worker_and_by_the_other_one(served):
-    port, me, vali = served["port"], served["me"], served["validator"]
-    first = Connection(port)
+    port, me, vali, operator = served["port"], served["me"], served["validator"], served["operator"]
+    first = Connection(port, operator)
     first_pid = first.worker()
     headers = sign(vali, PATH, me)
     status, _, body = first.get(PATH, headers)
     assert status == 200 and body == served["api"].get(PATH)[2]
-    other = connection_on_other_worker(port, first_pid)
+    other = connection_on_other_worker(port, operator, first_pid)
     try:
         other_pid = other.worker()
         status, _, body = other.get(PATH, headers)  # same signed request, another process
@@ -176,27 +185,93 @@ def test_neither_allow_list_nor_chain_refuses_to_start(tmp_path):
 
 
 def test_an_unreachable_chain_with_an_allow_list_starts_and_says_so(tmp_path):
-    make_wallet(tmp_path)
-    chain = f"ws://127.0.0.1:{free_port()}"  # nothing listens: the real SDK fails to connect
+    operator = make_wallet(tmp_path).hotkey
+    # Nothing listens: the real SDK fails to connect. An RPC provider's key sits in the URL.
+    chain = f"ws://ops:hunter2SECRET@127.0.0.1:{free_port()}/ws?apikey=KEY0123456789abcdef"
     settings = miner_settings(tmp_path, "http://127.0.0.1:1", SUBTENSOR_NETWORK=chain,
                               MINER_VALIDATOR_HOTKEYS=("5V",), MINER_WORKERS=1)
     port = free_port()
     proc = start_miner_process(settings, port, tmp_path / "miner.log")
+    answers = []
+
+    def failed_refresh():
+        answers.append(get_json(port, "/health/details", operator_headers(operator))[2])
+        return answers[-1]["metagraph"]["last_error"] and answers[-1]["metagraph"]
     try:
         wait_healthy(port, proc)
-        graph = wait_for(lambda: get_json(port, "/health")[2]["metagraph"]["last_error"] and
-                         get_json(port, "/health")[2]["metagraph"], 20, "a failed refresh")
+        graph = wait_for(failed_refresh, 20, "a failed refresh")
         assert graph["enabled"] and graph["thread_alive"] and not graph["loaded"]
         assert "ChainUnavailable" in graph["last_error"]
+        answers.append(get_json(port, "/health")[2])
     finally:
         stop_process(proc)
     log = (tmp_path / "miner.log").read_text()
     assert "is UNREACHABLE" in log and "allow-list only (1 hotkeys)" in log
+    assert "health: degraded" in log, "the details of a status change go to the log"
+    seen = log + json.dumps(answers)
+    for secret in ("hunter2SECRET", "KEY0123456789abcdef"):
+        assert secret not in seen, secret
 
 
 def test_an_unreachable_chain_without_allow_list_refuses_to_start(tmp_path):
     make_wallet(tmp_path)
-    chain = f"ws://127.0.0.1:{free_port()}"
+    chain = f"ws://ops:hunter2SECRET@127.0.0.1:{free_port()}"
     result = run_cli(settings_env(miner_settings(tmp_path, "http://127.0.0.1:1",
                                                  SUBTENSOR_NETWORK=chain)))
     assert result.returncode == 2 and "unreachable" in result.stderr
+    assert "hunter2SECRET" not in result.stderr + result.stdout
+
+
+def test_chain_mode_without_netuid_refuses_to_start_naming_it(tmp_path):
+    make_wallet(tmp_path)
+    env = settings_env(miner_settings(tmp_path, "http://127.0.0.1:1", SUBTENSOR_NETWORK="finney",
+                                      NETUID=None, MINER_VALIDATOR_HOTKEYS=("5V",)))
+    assert env["NETUID"] == ""
+    result = run_cli(env)
+    assert result.returncode == 2
+    assert "refusing to start: NETUID is not set" in result.stderr
+
+
+class Trickler:
+    """Connections that send a request line, then one header line at a time, never the end."""
+
+    def __init__(self, port, count, every_s=0.5):
+        self.socks = []
+        for _ in range(count):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(f"GET {PATH} HTTP/1.1\r\nHost: miner\r\n".encode())
+            self.socks.append(sock)
+        self.errors = []
+        self.stop = threading.Event()
+        self.every_s = every_s
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        line = 0
+        while not self.stop.wait(self.every_s):
+            line += 1
+            for i, sock in enumerate(self.socks):
+                try:
+                    sock.sendall(f"X-Slow-{line}: {'x' * 20}\r\n".encode())
+                except OSError as exc:
+                    self.errors.append((i, exc))
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()
+        for sock in self.socks:
+            sock.close()
+
+
+def test_64_connections_trickling_headers_do_not_starve_a_signed_validator(served):
+    port, me, vali, api = served["port"], served["me"], served["validator"], served["api"]
+    slow = Trickler(port, 64)
+    try:
+        # Every slow connection has been accepted and is sending header lines.
+        wait_for(lambda: slow.thread.is_alive() and slow.errors == [], 5, "the slow clients")
+        status, _, body = get_json(port, PATH, sign(vali, PATH, me), timeout=60)
+        assert (status, body) == (200, json.loads(api.get(PATH)[2]))
+        assert slow.errors == [], "the slow clients were still connected while it was answered"
+    finally:
+        slow.close()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import sys
 import threading
@@ -147,35 +148,46 @@ def test_a_staging_folder_is_never_served(settings):
         assert tmp.is_dir()
 
 
-def test_malformed_metadata_is_500_naming_the_file(settings):
+def _internal(response, caplog) -> str:
+    """A 500 that says "internal error" and an id; returns the log line carrying that id."""
+    body = _error(response, 500)
+    match = re.fullmatch(r"internal error \(id ([0-9a-f]{12})\); the server's log has the "
+                         r"details under this id", body["description"])
+    assert match, body["description"]
+    lines = [r.getMessage() for r in caplog.records if match.group(1) in r.getMessage()]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_malformed_metadata_is_500_and_the_log_names_the_file(settings, caplog):
     version = publish_date(settings.OUTPUT_DIR, DATE)
     _replace(version / storage.METADATA, b"{not json")
-    body = _error(create_app(settings).test_client().get(f"/metadata/{DATE}"), 500)
-    assert f"{DATE}/metadata.json" in body["description"]
-    assert str(settings.OUTPUT_DIR) not in body["description"]
+    line = _internal(create_app(settings).test_client().get(f"/metadata/{DATE}"), caplog)
+    assert f"{DATE}/metadata.json" in line and "not valid JSON" in line
 
 
-def test_metadata_without_required_keys_is_500_naming_the_key(settings):
+def test_metadata_without_required_keys_is_500_and_the_log_names_the_key(settings, caplog):
     version = publish_date(settings.OUTPUT_DIR, DATE)
     _replace(version / storage.METADATA, json.dumps({"processing_date": DATE}).encode())
-    body = _error(create_app(settings).test_client().get(f"/scores/alerts/{DATE}"), 500)
-    assert "'network'" in body["description"]
+    line = _internal(create_app(settings).test_client().get(f"/scores/alerts/{DATE}"), caplog)
+    assert "'network'" in line
 
 
-def test_a_parquet_file_without_the_score_column_is_500_naming_file_and_column(settings):
+def test_a_parquet_file_without_the_score_column_is_500_and_the_log_names_it(settings, caplog):
     version = publish_date(settings.OUTPUT_DIR, DATE)
     path = version / storage.CLUSTERS_SCORED
     os.chmod(path, 0o644)
     pq.write_table(pq.read_table(path).drop(["score"]), path)
-    body = _error(create_app(settings).test_client().get(f"/scores/clusters/{DATE}"), 500)
-    assert f"{DATE}/clusters_scored.parquet" in body["description"] and "'score'" in body["description"]
+    line = _internal(create_app(settings).test_client().get(f"/scores/clusters/{DATE}"), caplog)
+    assert f"{DATE}/clusters_scored.parquet" in line and "'score'" in line
 
 
-def test_a_corrupt_parquet_file_is_500(settings):
+def test_a_corrupt_parquet_file_is_500_and_pyarrows_text_stays_in_the_log(settings, caplog):
     version = publish_date(settings.OUTPUT_DIR, DATE)
     _replace(version / storage.ALERTS_RANKED, b"PAR1 garbage")
-    body = _error(create_app(settings).test_client().get(f"/rankings/alerts/{DATE}"), 500)
-    assert "alerts_ranked.parquet" in body["description"]
+    response = create_app(settings).test_client().get(f"/rankings/alerts/{DATE}")
+    line = _internal(response, caplog)
+    assert "alerts_ranked.parquet" in line and "alerts_ranked" not in response.get_data(True)
 
 
 def test_an_unexpected_error_is_500_without_details(client, monkeypatch, caplog):
@@ -183,9 +195,20 @@ def test_an_unexpected_error_is_500_without_details(client, monkeypatch, caplog)
         raise RuntimeError("secret detail /srv/internal")
 
     monkeypatch.setattr(render, "list_body", explode)
-    body = _error(client.get(f"/scores/clusters/{DATE}"), 500)
-    assert "secret" not in body["description"] and "/srv" not in body["description"]
-    assert "secret detail" in caplog.text  # the operator still sees it in the log
+    response = client.get(f"/scores/clusters/{DATE}")
+    assert "secret" not in response.get_data(True) and "/srv" not in response.get_data(True)
+    line = _internal(response, caplog)
+    assert "unhandled error" in line
+    assert "secret detail" in caplog.text  # the operator still sees it in the log, with the id
+
+
+def test_two_errors_get_two_ids(settings, caplog):
+    version = publish_date(settings.OUTPUT_DIR, DATE)
+    _replace(version / storage.METADATA, b"{not json")
+    client = create_app(settings).test_client()
+    first = _error(client.get(f"/metadata/{DATE}"), 500)["description"]
+    second = _error(client.get(f"/metadata/{DATE}"), 500)["description"]
+    assert first != second
 
 
 def test_unknown_paths_and_methods_are_json(client):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
 
 import pytest
 from botocore import exceptions as boto
 from s3transfer.exceptions import RetriesExceededError
 
-from services.downloader.errors import (DownloadError, DownloadFailure, TransientDownloadError,
-                                        classify, s3_errors)
+from services.downloader.errors import (DownloadError, DownloadFailure, NoAlertsInBatch,
+                                        TransientDownloadError, classify, local_errors, s3_errors)
 
 
 def _client_error(status, code):
@@ -74,3 +76,29 @@ def test_s3_errors_lets_our_own_failures_and_other_bugs_through():
     with pytest.raises(KeyError):
         with s3_errors("k"):
             raise KeyError("a bug is not a download failure")
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EIO])
+def test_a_full_disk_or_io_error_while_writing_is_transient(code):
+    failure = classify(OSError(code, os.strerror(code)), "snapshots/x/alerts.parquet")
+    assert isinstance(failure, TransientDownloadError)
+    assert "disk full or I/O error" in str(failure) and failure.key == "snapshots/x/alerts.parquet"
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EROFS])
+def test_a_local_error_an_operator_must_fix_is_permanent(code):
+    assert type(classify(OSError(code, os.strerror(code)), "volumes/input")) is DownloadError
+
+
+def test_local_errors_converts_our_disks_oserrors_and_keeps_the_cause():
+    with pytest.raises(TransientDownloadError) as info:
+        with local_errors("volumes/input/2025-10-26"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert info.value.key == "volumes/input/2025-10-26"
+    assert isinstance(info.value.__cause__, OSError)
+
+
+def test_the_new_exports_missing_alerts_is_its_own_permanent_error():
+    failure = NoAlertsInBatch("p/alerts.parquet", ["META.json", "features.parquet"])
+    assert isinstance(failure, DownloadError) and failure.files == ["META.json", "features.parquet"]
+    assert str(failure).endswith("files there: META.json, features.parquet")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 
 import pytest
@@ -60,9 +61,14 @@ def test_a_file_shorter_than_its_size_is_an_error(tmp_path):
         writer.hexdigests(len(DATA))
 
 
-def test_sync_flushes_while_open_and_is_a_no_op_once_closed(tmp_path):
+def test_sync_flushes_the_bytes_written_so_far_and_is_a_no_op_once_closed(tmp_path, monkeypatch):
+    synced = []  # the size of the file each fdatasync call flushed
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (synced.append(os.fstat(fd).st_size), real(fd)))
     writer = HashingWriter(tmp_path / "f", {"sha256"})
     _write(writer, _chunks()[:2])
     writer.sync()
+    assert synced == [50_000]
     writer.hexdigests(50_000)
     writer.sync()  # closed: nothing to flush, no error
+    assert synced == [50_000]

@@ -68,9 +68,27 @@ def test_the_sha256_map_wins_over_files_for_the_same_name():
     ({"files": [{"checksum": SHA}]}, "not a plain file name"),
     ({"network": "ethereum", "sha256": {"a.parquet": SHA}}, "says network 'ethereum'"),
     ({"window_days": 30, "sha256": {"a.parquet": SHA}}, "says window_days 30"),
+    ({"sha256": {"a.parquet": SHA}, "counts": [1, 2]}, "'counts' is not an object"),
+    ({"sha256": {"a.parquet": SHA}, "counts": {"alerts": -1}}, r"counts\['alerts'\]: -1 is not"),
+    ({"sha256": {"a.parquet": SHA}, "counts": {"alerts": "12"}}, "'12' is not a row count"),
+    ({"sha256": {"a.parquet": SHA}, "counts": {"alerts": True}}, "True is not a row count"),
+    ({"sha256": {"a.parquet": SHA}, "counts": {"../x": 1}}, "not a plain file name"),
 ])
 def test_a_bad_meta_is_refused_naming_the_key_and_problem(doc, problem):
     with pytest.raises(DownloadError, match=problem) as caught:
         _parse(doc)
     assert caught.value.key == KEY
     assert str(caught.value).startswith(KEY)
+
+
+def test_schema_1_counts_are_read():
+    meta = _parse({"schema_version": "1.0.0", "sha256": {"features.parquet": SHA},
+                   "counts": {"features": 50000, "patterns": 0, "address_labels": 9}})
+    assert meta.counts == {"features": 50000, "patterns": 0, "address_labels": 9}
+    assert _parse({"sha256": {"a.parquet": SHA}}).counts == {}
+
+
+def test_an_unknown_schema_major_is_warned_about_and_still_checked(caplog):
+    meta = _parse({"schema_version": "2.0.0", "sha256": {"a.parquet": SHA}, "counts": {"a": 1}})
+    assert meta.counts == {"a": 1}
+    assert "schema_version 2.0.0 is newer than the 1.x this miner knows" in caplog.text

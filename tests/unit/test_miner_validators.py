@@ -10,10 +10,11 @@ VALI, NO_PERMIT, POOR, LISTED, STRANGER = "5Vali", "5NoPermit", "5Poor", "5Liste
 GRAPH = snapshot_of((VALI, True, 5000.0), (NO_PERMIT, False, 9000.0), (POOR, True, 999.5))
 
 
-def authoriser(snapshot=GRAPH, chain=True, permit=True, min_stake=1000.0, allow=(LISTED,)):
+def authoriser(snapshot=GRAPH, chain=True, permit=True, min_stake=1000.0, allow=(LISTED,),
+               max_age=None, age=None):
     policy = Policy(allow_list=frozenset(allow), netuid=7, chain_enabled=chain,
-                    require_permit=permit, min_stake=min_stake)
-    return Authoriser(policy, lambda: snapshot)
+                    require_permit=permit, min_stake=min_stake, max_age=max_age)
+    return Authoriser(policy, lambda: snapshot, lambda: age)
 
 
 def test_a_registered_validator_with_permit_and_stake_is_allowed():
@@ -62,3 +63,16 @@ def test_before_the_first_metagraph_arrives_the_answer_is_503_not_403():
     decision = authoriser(snapshot=None).decide(VALI)
     assert (decision.allowed, decision.status, decision.reason) == (False, 503,
                                                                    "metagraph_unavailable")
+
+
+@pytest.mark.parametrize("age,allowed", [(None, True), (0.0, True), (600.0, True), (600.5, False)])
+def test_a_snapshot_older_than_the_max_age_refuses_chain_callers_with_503(age, allowed):
+    decision = authoriser(max_age=600, age=age).decide(VALI)
+    assert decision.allowed is allowed
+    if not allowed:
+        assert (decision.status, decision.reason) == (503, "metagraph_stale")
+        assert "MINER_METAGRAPH_MAX_AGE=600" in decision.description
+
+
+def test_a_stale_snapshot_still_lets_the_allow_list_in():
+    assert authoriser(max_age=600, age=10_000.0).decide(LISTED).allowed

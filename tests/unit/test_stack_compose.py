@@ -9,7 +9,8 @@ import pytest
 
 from tests.compose_tools import REPO, compose_config, resolved
 
-LONG_RUNNING = {"redis", "sample-sot", "downloader", "processor", "learner", "api", "miner"}
+LONG_RUNNING = {"redis", "sample-sot", "downloader", "processor", "learner", "api", "miner",
+                "miner-redis"}
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +25,31 @@ def test_compose_file_is_valid_with_and_without_the_miner_profile():
 
 
 def test_the_miner_runs_only_in_its_profile():
-    assert "miner" not in resolved()["services"]
-    assert "miner" in resolved("miner")["services"]
+    assert not {"miner", "miner-redis"} & set(resolved()["services"])
+    assert {"miner", "miner-redis"} <= set(resolved("miner")["services"])
+
+
+def test_the_miner_cannot_reach_the_job_queues_redis(stack):
+    svcs = stack["services"]
+    shared = set(svcs["miner"]["networks"]) & set(svcs["redis"]["networks"])
+    assert not shared, f"the miner and the queue's Redis share {shared}"
+    assert set(svcs["miner"]["networks"]) <= set(svcs["api"]["networks"]), "it must reach the API"
+    assert set(svcs["miner-redis"]["networks"]) == set(svcs["miner"]["networks"])
+    env = svcs["miner"]["environment"]
+    assert env["MINER_REDIS_URL"] == "redis://miner-redis:6379/0"
+    assert "redis" not in svcs["miner"]["depends_on"]
+    assert "password" not in " ".join(svcs["miner-redis"]["command"]).lower()
+
+
+def test_netuid_has_no_default_in_compose(stack):
+    assert stack["services"]["miner"]["environment"]["NETUID"] == ""
+
+
+def test_an_empty_subtensor_network_means_no_chain_not_the_default():
+    env = resolved("miner", env={"SUBTENSOR_NETWORK": ""})["services"]["miner"]["environment"]
+    assert env["SUBTENSOR_NETWORK"] == ""
+    unset = resolved("miner")["services"]["miner"]["environment"]
+    assert unset["SUBTENSOR_NETWORK"] == "finney"
 
 
 def test_every_long_running_service_has_a_healthcheck_and_restart_policy(stack):

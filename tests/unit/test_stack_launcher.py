@@ -71,3 +71,18 @@ def test_http_healthcheck_passes_on_2xx_and_fails_on_refusal(tmp_path):
     refused = _healthcheck("http", f"http://127.0.0.1:{server.server_port}/")
     assert refused.returncode == 1 and "127.0.0.1" in refused.stderr
     assert _healthcheck("worker", "nonsense").returncode == 2
+
+
+def test_the_miners_redis_is_a_server_of_its_own_on_another_port(tmp_path, monkeypatch):
+    import services.ops.stack as stack
+
+    (tmp_path / "compose.yaml").write_text((REPO / "compose.yaml").read_text())
+    (tmp_path / "trained_models").mkdir()
+    monkeypatch.setattr(stack, "redis_answers", lambda port: True)  # a developer's Redis on 6379
+    services = {s.name: s for s in plan(tmp_path, ["miner"], own_redis=False)}
+    assert services["redis"].reuse_redis and services["redis"].port == 6379
+    assert not services["miner-redis"].reuse_redis and services["miner-redis"].port != 6379
+    assert services["miner-redis"].argv[0].endswith("redis-server")
+    assert services["miner"].env["MINER_REDIS_URL"] == \
+        f"redis://127.0.0.1:{services['miner-redis'].port}/0"
+    assert services["miner"].env["API_URL"] == f"http://127.0.0.1:{services['api'].port}"
