@@ -118,7 +118,7 @@ def check(settings: Settings) -> None:
     """Refuse job settings that cannot work, naming the variable (workers call it at start)."""
     retry_policy(settings)
     for name in ("HEARTBEAT_INTERVAL", "JOB_TIMEOUT_DOWNLOAD", "JOB_TIMEOUT_PROCESS",
-                 "JOB_TIMEOUT_LEARN", "LEARN_EVERY_DAYS", "LEARN_MAX_DATES"):
+                 "JOB_TIMEOUT_LEARN", "LEARN_EVERY_DAYS", "LEARN_MAX_DATES", "LEARN_MAX_ROWS"):
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{name}={getattr(settings, name)!r} must be greater than 0")
     if settings.LEARN_MIN_DATES < 3:

@@ -114,6 +114,7 @@ class Settings:
     LEARN_EVERY_DAYS: int = 1
     LEARN_MAX_DATES: int = 30
     LEARN_MIN_DATES: int = 3
+    LEARN_MAX_ROWS: int = 300_000
     LEARN_MIN_GAIN: float = 0.005
     LEARN_TOLERANCE: float = 0.01
     LEARN_REPROCESS_TODAY: bool = True

@@ -37,6 +37,16 @@ class Part:
         """Number of positive rows."""
         return int(self.label.sum())
 
+    def sample(self, max_rows: int, seed: int) -> "Part":
+        """At most max_rows rows drawn uniformly at random (seeded), in their order: class
+        balance and each date's share stay as they were, so probabilities stay calibrated."""
+        if len(self.label) <= max_rows:
+            return self
+        keep = np.sort(np.random.default_rng(seed).choice(len(self.label), max_rows,
+                                                          replace=False))
+        return Part(self.frame.iloc[keep].reset_index(drop=True), self.label[keep],
+                    self.dates[keep])
+
     def queries(self, max_rows: int, seed: int) -> tuple[np.ndarray, list[int]]:
         """Row order and query sizes for a ranking objective: one query per date, in date
         order; a date with more than max_rows rows is split into balanced queries of rows

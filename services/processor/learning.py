@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from services.processor.dataset import TrainingError, read_labels
-from services.processor.train import SPECS, ModelSpec, train_models
+from services.processor.train import LEARNING_SPECS, ModelSpec, train_models
 from shared import contract, modelsets, storage
 from shared.labels import address_labels, lookup
 from shared.manifest import read_manifest
@@ -250,7 +250,7 @@ def _fmt(value) -> str:
 
 def learn(settings: Settings, network: str, window: int, processing_date: str,
           input_dir: Path | None = None, max_dates: int | None = None,
-          specs: tuple[ModelSpec, ...] = SPECS) -> Outcome:
+          specs: tuple[ModelSpec, ...] = LEARNING_SPECS) -> Outcome:
     """Learn for processing_date from the input dates before it; promote only what wins.
 
     specs: the models to train (the trainer's own by default; tests train fewer rounds).
@@ -288,7 +288,7 @@ def _learn_on(settings: Settings, input_dir: Path, found: History, outcome: Outc
     try:
         with storage.staging_dir(sets / version) as stage:
             train_models(input_dir, training, stage, version, report_dir=stage / "report",
-                         specs=specs, labels=found.labels)
+                         specs=specs, labels=found.labels, max_rows=settings.LEARN_MAX_ROWS)
             wins = _judge(settings, input_dir, found, outcome, stage, version)
     except TrainingError as exc:  # the staging folder is gone with it
         outcome.reason = f"cannot train a candidate: {exc}"

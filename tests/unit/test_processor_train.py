@@ -104,3 +104,30 @@ def test_queries_keep_small_dates_whole_and_split_big_ones_at_random():
     assert sorted(order[5:].tolist()) == list(range(5, 28)) and order[5:].tolist() != \
         list(range(5, 28))
     assert part.queries(max_rows=10, seed=1)[0].tolist() == order.tolist()  # deterministic
+
+
+def test_max_rows_trains_on_a_uniform_sample_and_says_so_in_the_sidecar(tmp_path):
+    train_tiny(tmp_path, n_alerts=600)  # writes the synthetic dates
+    train_models(tmp_path / "input", list(SYNTHETIC_DATES), tmp_path / "capped",
+                 specs=quick_specs(), max_rows=250)
+    for name in MODEL_NAMES:
+        sidecar = json.loads(sidecar_file(model_file(tmp_path / "capped", name,
+                                                     "1.0.0")).read_text())
+        assert sidecar["rows"]["train"] <= 250 and sidecar["max_training_rows"] == 250
+        assert sidecar["positives"]["train"] >= 10  # a uniform draw keeps both classes
+
+
+def test_a_sample_keeps_date_order_and_the_class_share():
+    import numpy as np
+    import pandas as pd
+
+    from services.processor.dataset import Part
+
+    n = 10_000
+    label = (np.arange(n) % 4 == 0).astype(np.int32)
+    dates = np.repeat(["a", "b"], n // 2)
+    part = Part(pd.DataFrame({"x": np.arange(n, dtype=np.float32)}), label, dates)
+    small = part.sample(2_000, seed=3)
+    assert len(small.label) == 2_000 and np.all(np.diff(small.frame["x"].to_numpy()) > 0)
+    assert abs(small.label.mean() - 0.25) < 0.03
+    assert part.sample(n, seed=3) is part
