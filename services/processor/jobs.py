@@ -7,6 +7,7 @@ import time
 
 from rq import get_current_job
 
+from services.processor import predictor
 from services.processor.models import load_models
 from services.processor.process import process_batch
 from shared import jobs, storage
@@ -28,11 +29,15 @@ _loaded: dict = {}
 
 
 def preload(settings: Settings):
-    """Load the three models from MODELS_DIR once and keep them for every later job."""
+    """Load the three models from MODELS_DIR once, on PREDICT_ENGINE (compiled models come
+    from COMPILED_MODELS_DIR, compiled there first when missing), for every later job."""
     started = time.monotonic()
-    _loaded["models"] = load_models(settings.MODELS_DIR)
+    _loaded["models"] = load_models(settings.MODELS_DIR, engine=predictor.engine_setting(settings),
+                                    cache_dir=settings.COMPILED_MODELS_DIR)
     _loaded["dir"] = str(settings.MODELS_DIR)
-    log.info("models loaded from %s in %.2f s", settings.MODELS_DIR, time.monotonic() - started)
+    engines = {name: report["engine"] for name, report in _loaded["models"].engines().items()}
+    log.info("models loaded from %s in %.2f s, engines %s", settings.MODELS_DIR,
+             time.monotonic() - started, engines)
     return _loaded["models"]
 
 

@@ -8,7 +8,7 @@ import sys
 from typing import Iterator
 
 from shared import worker
-from shared.settings import Settings
+from shared.settings import Settings, SettingsError
 
 OMP = "OMP_NUM_THREADS"
 
@@ -42,9 +42,14 @@ def single_openmp_thread() -> Iterator[None]:
 
 
 def run(settings: Settings, burst: bool = False) -> int:
-    """Load the models once (every forked job inherits them), then work the process queue."""
+    """Load the models once, compiling any that the cache lacks (every forked job inherits
+    them), then work the process queue."""
     with single_openmp_thread():
         from services.processor import jobs
 
-        jobs.preload(settings)
+        try:
+            jobs.preload(settings)
+        except SettingsError as exc:  # fail at start, not in the first job
+            print(f"aml-miner worker: configuration error: {exc}", file=sys.stderr)
+            return 2
     return worker.run(settings, settings.QUEUE_PROCESS, burst=burst)
