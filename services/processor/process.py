@@ -32,7 +32,7 @@ from services.processor.features import (alert_features, cluster_address_columns
 from services.processor.inputs import alert_rows, batch_identity, checksums, load_inputs
 from services.processor.memory import disable_huge_pages, share_one_allocator
 from services.processor.models import Model, Models, cpu_threads, load_models
-from services.processor.scoring import Scoring, balanced_rows, yield_to_others
+from services.processor.scoring import Scoring
 from shared import contract
 from shared.settings import Settings
 from shared.storage import (ALERTS_RANKED, ALERTS_SCORED, CLUSTERS_SCORED, METADATA, date_dir,
@@ -107,10 +107,9 @@ def _checked(model, scores, rows: int):
 
 
 @contextlib.contextmanager
-def _pool(workers: int, name: str, initializer: Callable[[], None] | None = None):
+def _pool(workers: int, name: str):
     """A thread pool whose queued work is dropped when the block fails (no wasted predictions)."""
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name,
-                              initializer=initializer)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
     try:
         yield pool
     except BaseException:
@@ -137,17 +136,16 @@ def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> tupl
     alerts = _alert_features(inputs, steps)
     scorer, ranker = models.alert_scorer, models.alert_ranker
     cluster_scorer = models.cluster_scorer
-    n, threads = inputs.alerts.num_rows, cpu_threads()
-    with _pool(threads, "predict", yield_to_others) as predict, _pool(3, "write") as writers:
+    n = inputs.alerts.num_rows
+    with _pool(cpu_threads(), "predict") as predict, _pool(3, "write") as writers:
         # First in the queue: one core builds them while the other predicts alerts.
         clustering = predict.submit(_cluster_features, inputs, alerts, steps.subject)
-        alert_scoring = Scoring(predict, alerts, [scorer, ranker], balanced_rows(n, threads))
+        alert_scoring = Scoring(predict, alerts, [scorer, ranker])
         del alerts  # the scoring and the cluster features hold the columns they still need
         _release_unused()
         clusters = clustering.result()
         # Queued behind the alert chunks, so no core waits between the two.
-        cluster_scoring = Scoring(predict, clusters, [cluster_scorer],
-                                  balanced_rows(len(clusters), threads))
+        cluster_scoring = Scoring(predict, clusters, [cluster_scorer])
         del clusters
         with steps.step("score_alerts"):
             scores = _checked(scorer, alert_scoring.result()[scorer.name], n)

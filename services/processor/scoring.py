@@ -14,10 +14,7 @@ LightGBM instead, and the report says why.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,33 +30,6 @@ from services.processor.models import Model, column_sources, fill_rows
 log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 65_536  # 50 MB of a 97-feature float64 matrix per thread: cheap per call
-PREDICTOR_NICENESS = 5  # predictor threads yield to the writers (yield_to_others)
-
-
-def yield_to_others() -> None:
-    """Give the calling (predictor) thread a lower priority than the process's other threads.
-
-    Predictions are the elastic work: the result writers and the input hashing then run
-    as soon as they have something to do and finish beside the predictions, instead of
-    sharing the cores evenly and ending after the last one. Linux sets niceness per
-    thread; elsewhere, or where it is refused, nothing changes.
-    """
-    if sys.platform.startswith("linux"):
-        thread = threading.get_native_id()
-        with contextlib.suppress(OSError):  # relative: a worker started with nice stays nicer
-            niceness = os.getpriority(os.PRIO_PROCESS, thread) + PREDICTOR_NICENESS
-            os.setpriority(os.PRIO_PROCESS, thread, min(niceness, 19))
-
-
-def balanced_rows(n: int, threads: int, most: int = CHUNK_ROWS) -> int:
-    """Rows per chunk for n rows: at most `most`, in a chunk count the threads share evenly.
-
-    Each predictor thread then gets as many chunks of about the same cost, so the last
-    prediction does not leave one core idle while the other finishes an extra chunk.
-    """
-    chunks = -(-n // most)
-    chunks = -(-chunks // threads) * threads
-    return max(-(-n // chunks), 1) if chunks else most
 
 
 def _rows_at(sources: list, positions: np.ndarray) -> np.ndarray:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,8 +20,7 @@ from services.processor.features import alert_features
 from services.processor.inputs import load_inputs
 from services.processor.models import load_models
 from services.processor.predictor import COMPILED, LIGHTGBM, CompiledEngine, LightGBMEngine
-from services.processor.scoring import (CHUNK_ROWS, PREDICTOR_NICENESS, Scoring, balanced_rows,
-                                        yield_to_others)
+from services.processor.scoring import Scoring
 from shared.sample import write_input
 from tests.conftest import REPO
 from tests.sample_fixtures import small_batch
@@ -210,38 +207,6 @@ def test_processor_turns_transparent_huge_pages_off_for_its_own_process():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["False", "True", "True", "True"]
-
-
-@pytest.mark.parametrize("rows,threads", [(1_000_000, 2), (324_097, 2), (324_097, 4),
-                                          (65_537, 2), (100, 2), (5, 8), (1, 1)])
-def test_balanced_rows_give_every_thread_as_many_chunks(rows, threads):
-    size = balanced_rows(rows, threads, most=65_536)
-    chunks = -(-rows // size)
-    assert size <= 65_536
-    assert chunks % threads == 0 or chunks < threads or size == 1
-    assert (chunks - 1) * size < rows <= chunks * size  # every row in exactly one chunk
-
-
-def test_no_rows_still_give_a_chunk_size():
-    assert balanced_rows(0, 2) == CHUNK_ROWS
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux")
-def test_predictor_threads_yield_to_the_others():
-    def niceness():
-        yield_to_others()
-        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    def nicer_first():  # as under a worker started with `nice -n 3`: still +5 from there
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), before + 3)
-        return niceness()
-
-    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    with ThreadPoolExecutor(1) as pool:
-        assert pool.submit(niceness).result() == min(before + PREDICTOR_NICENESS, 19)
-    with ThreadPoolExecutor(1) as pool:
-        assert pool.submit(nicer_first).result() == min(before + 3 + PREDICTOR_NICENESS, 19)
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before  # caller kept
 
 
 def test_processing_makes_the_system_allocator_arrows_default_pool(tmp_path):
