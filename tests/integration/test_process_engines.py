@@ -286,3 +286,19 @@ def test_a_worker_with_a_bad_predict_engine_refuses_to_start_naming_it(settings)
     done = cli("worker", "process", "--burst",
                env=process_env(settings.replace(PREDICT_ENGINE="fast")))
     assert done.returncode == 2 and "PREDICT_ENGINE='fast'" in done.stderr
+
+
+def test_a_worker_compiles_what_the_cache_lacks_before_it_takes_a_job(models_dir, settings,
+                                                                      tmp_path):
+    from tests.chain_fixtures import CHAIN, cli, process_env
+
+    cache = tmp_path / "cache"
+    s = settings.replace(**CHAIN, MODELS_DIR=models_dir, COMPILED_MODELS_DIR=cache)
+    done = cli("worker", "process", "--burst", env=process_env(s), timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    log = done.stdout
+    compiling = log.index("compiling 3 model(s)")
+    loaded = log.index("models loaded from")
+    assert compiling < loaded < log.index("listening on")
+    assert "'compiled'" in log[loaded:log.index("\n", loaded)]
+    assert len(list(cache.glob("*/*.o"))) == 3
