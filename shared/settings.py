@@ -51,6 +51,10 @@ class Settings:
     WINDOW_DAYS: int = 7
     LOG_LEVEL: str = "INFO"
 
+    # Prediction engine: compiled trees (lleaves) or LightGBM, and where compiled models are kept.
+    PREDICT_ENGINE: str = "compiled"
+    COMPILED_MODELS_DIR: Path = Path("volumes/compiled_models")
+
     # Source of truth (S3-compatible bucket). No keys means anonymous requests.
     SOT_S3_ENDPOINT: str = ""
     SOT_S3_BUCKET: str = "data-pipeline"

@@ -34,7 +34,8 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-LOCAL_VOLUMES = {"data": "volumes"}  # so the stack's data is where the CLI's defaults look
+# So the stack's data and compiled models are where the CLI's defaults look.
+LOCAL_VOLUMES = {"data": "volumes", "compiled": "volumes/compiled_models"}
 LOOPBACK = "127.0.0.1"
 # The job queue's Redis may be one the developer already runs on 6379. Any other Redis
 # service (the miner's own) always gets a server of its own, so its keys never land there.

@@ -20,6 +20,9 @@ def add_commands(sub) -> None:
     process.add_argument("--model-version",
                          help="for this run only: a learned set's version (see `aml-miner "
                               "models list`) or the X.Y.Z of all three models in --models-dir")
+    process.add_argument("--engine", action="append", type=_engine, metavar="[MODEL=]ENGINE",
+                         help="compiled or lightgbm, for all models or one (repeat for each; "
+                              "default: PREDICT_ENGINE)")
     process.set_defaults(func=run_process)
 
     train = sub.add_parser("train", help="train the three models on labelled input dates")
@@ -69,6 +72,30 @@ def add_commands(sub) -> None:
     shipped.set_defaults(func=run_train_shipped)
 
 
+def _engine(text: str) -> tuple[str | None, str]:
+    """--engine ENGINE or --engine MODEL=ENGINE, as (model or None, engine)."""
+    from services.processor.models import MODEL_NAMES
+    from services.processor.predictor import ENGINES
+
+    name, _, engine = text.rpartition("=")
+    if engine not in ENGINES:
+        raise argparse.ArgumentTypeError(f"{engine!r} is not one of {', '.join(ENGINES)}")
+    if name and name not in MODEL_NAMES:
+        raise argparse.ArgumentTypeError(f"{name!r} is not one of {', '.join(MODEL_NAMES)}")
+    return name or None, engine
+
+
+def engines(choices: list[tuple[str | None, str]] | None, default: str) -> dict[str, str]:
+    """The engine of each model from --engine choices: a later choice overrides an earlier
+    one, and a model no choice names gets `default`."""
+    from services.processor.models import MODEL_NAMES
+
+    chosen = dict.fromkeys(MODEL_NAMES, default)
+    for name, engine in choices or ():
+        chosen.update({name: engine} if name else dict.fromkeys(MODEL_NAMES, engine))
+    return chosen
+
+
 def _expected_errors() -> tuple[type[Exception], ...]:
     """Errors with a message that names the cause: reported without a traceback."""
     from services.processor.dataset import TrainingError
@@ -77,10 +104,11 @@ def _expected_errors() -> tuple[type[Exception], ...]:
     from services.processor.outputs import ScoreError
     from shared.contract import ContractError
     from shared.modelsets import ModelSetError
+    from shared.settings import SettingsError
     from shared.storage import InvalidDate
 
-    return (ContractError, InvalidDate, ModelError, ScoreError, TrainingError, LearnError,
-            ModelSetError, OSError)
+    return (ContractError, InvalidDate, SettingsError, ModelError, ScoreError, TrainingError,
+            LearnError, ModelSetError, OSError)
 
 
 def _fail(command: str, exc: Exception) -> int:
@@ -106,18 +134,21 @@ def _chosen_set(args: argparse.Namespace, settings):
 def run_process(args: argparse.Namespace, settings) -> int:
     """aml-miner process."""
     from services.processor.models import load_models
+    from services.processor.predictor import engine_setting
     from services.processor.process import process_batch
 
     try:
         chosen, version = _chosen_set(args, settings)
-        models = load_models(chosen.folder, version)
+        models = load_models(chosen.folder, version,
+                             engine=engines(args.engine, engine_setting(settings)),
+                             cache_dir=settings.COMPILED_MODELS_DIR)
         metadata = process_batch(args.input_dir or settings.INPUT_DIR,
                                  args.output_dir or settings.OUTPUT_DIR, args.processing_date,
                                  models=models, settings=settings, model_set=chosen)
     except _expected_errors() as exc:
         return _fail("process", exc)
-    print(json.dumps({k: metadata[k] for k in ("processing_date", "alert_count",
-                                               "cluster_count", "model_versions")}))
+    print(json.dumps({k: metadata[k] for k in ("processing_date", "alert_count", "cluster_count",
+                                               "model_versions", "predict_engines")}))
     return 0
 
 

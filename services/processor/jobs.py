@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rq import get_current_job
 
+from services.processor import predictor
 from services.processor.models import load_models
 from services.processor.process import process_batch
 from shared import jobs, modelsets, storage
@@ -36,15 +37,19 @@ def model_set(settings: Settings, network: str, window_days: int) -> modelsets.M
 
 def preload(settings: Settings, network: str | None = None, window_days: int | None = None):
     """Load the current set of a network and window (default NETWORK, WINDOW_DAYS) unless it is
-    the one already loaded; a promotion is picked up here, before the next job."""
+    the one already loaded, on PREDICT_ENGINE (compiled models come from COMPILED_MODELS_DIR,
+    compiled there first when missing); a promotion is picked up here, before the next job."""
     chosen = model_set(settings, network or settings.NETWORK,
                        jobs.window(window_days or settings.WINDOW_DAYS))
     key = str(Path(chosen.folder).resolve())
     if _loaded.get("key") != key:
         started = time.monotonic()
-        _loaded.update(key=key, set=chosen, models=load_models(chosen.folder))
-        log.info("models loaded from %s (the %s set %s) in %.2f s", chosen.folder,
-                 chosen.source, chosen.version, time.monotonic() - started)
+        models = load_models(chosen.folder, engine=predictor.engine_setting(settings),
+                             cache_dir=settings.COMPILED_MODELS_DIR)
+        _loaded.update(key=key, set=chosen, models=models)
+        engines = {name: report["engine"] for name, report in models.engines().items()}
+        log.info("models loaded from %s (the %s set %s) in %.2f s, engines %s", chosen.folder,
+                 chosen.source, chosen.version, time.monotonic() - started, engines)
     return _loaded["set"], _loaded["models"]
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from services.processor import predictor
 from services.processor.dataset import TrainingError, read_labels
 from services.processor.train import LEARNING_SPECS, ModelSpec, train_models
 from shared import contract, modelsets, storage
@@ -295,6 +296,7 @@ def _learn_on(settings: Settings, input_dir: Path, found: History, outcome: Outc
         return
     os.rename(stage, sets / version)  # complete before anyone can see it
     if wins:
+        _compile(settings, sets / version)
         modelsets.make_current(settings, network, window, version, by=f"learn {date}")
         outcome.decision = PROMOTED
     _prune(settings, network, window)
@@ -321,6 +323,18 @@ def _judge(settings: Settings, input_dir: Path, found: History, outcome: Outcome
         wins = False
     modelsets.write_json(stage / modelsets.SET_FILE, _set_record(outcome, wins))
     return wins
+
+
+def _compile(settings: Settings, folder: Path) -> None:
+    """Compile a set about to be promoted into the processor's cache (a no-op for models the
+    comparison already compiled), so the first job after the promotion starts warm."""
+    if predictor.engine_setting(settings) != predictor.COMPILED:
+        return
+    started = time.monotonic()
+    engines = predictor.warm_cache(folder, settings.COMPILED_MODELS_DIR)
+    log.info("learn: %s compiled into %s in %.1f s: %s", folder.name,
+             settings.COMPILED_MODELS_DIR, time.monotonic() - started,
+             {name: report["engine"] for name, report in engines.items()})
 
 
 def _fresh_version(sets: Path) -> str:

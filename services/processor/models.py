@@ -3,7 +3,8 @@
 A model is `{name}_v{version}.txt` (LightGBM text) with a sidecar
 `{name}_v{version}.json` (feature names in order, training window, metrics,
 params, and the model file's sha256). A sidecar that disagrees with its model
-is an error at load, so a half-copied or mismatched pair is never used.
+is an error at load, so a half-copied or mismatched pair is never used. Each
+model predicts with the engine it was loaded with (predictor.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from services.processor import predictor
 from shared.storage import sha256_file
 
 log = logging.getLogger(__name__)
@@ -30,7 +32,7 @@ MODEL_NAMES = (ALERT_SCORER, ALERT_RANKER, CLUSTER_SCORER)
 _VERSION = r"\d+\.\d+\.\d+|\d{8}T\d{6}Z"
 VERSION_RE = re.compile(rf"^(?:{_VERSION})$")
 _FILE_RE = re.compile(rf"^(?P<name>[a-z_]+)_v(?P<version>{_VERSION})\.txt$")
-_ROW_BLOCK = 8_192  # rows copied at a time into the C-order matrix (a block stays in cache)
+_ROW_BLOCK = 8_192  # rows copied at a time into a C-order matrix (a block stays in cache)
 
 
 class ModelError(Exception):
@@ -78,35 +80,36 @@ def available_versions(models_dir: Path, name: str) -> list[str]:
 
 
 def column_sources(frame: pd.DataFrame, names) -> list:
-    """Each named column of frame as a float32 array, None for a column frame lacks."""
+    """Each named column of frame as a float32 array, None for a column frame lacks.
+
+    Float32, as the feature frame holds them: every engine sees the same float32 values.
+    """
     return [frame[name].to_numpy(np.float32) if name in frame else None for name in names]
 
 
 def fill_rows(out: np.ndarray, sources: list, start: int, stop: int) -> np.ndarray:
-    """Copy rows [start, stop) of the column sources into the C-order matrix out; returns them.
+    """Copy rows [start, stop) of the column sources into the C-order matrix out (from its first
+    row on); returns the filled rows.
 
     Copied in row blocks so each block's writes stay in cache.
     """
     for first in range(start, stop, _ROW_BLOCK):
         last = min(first + _ROW_BLOCK, stop)
-        block = out[first:last]
+        block = out[first - start:last - start]
         for j, source in enumerate(sources):
             block[:, j] = np.nan if source is None else source[first:last]
-    return out[start:stop]
+    return out[:stop - start]
 
 
 def to_matrix(frame: pd.DataFrame, names: list[str] | tuple[str, ...]) -> np.ndarray:
-    """A C-order float32 matrix of frame's columns in the given order (NaN for absent ones).
-
-    LightGBM reads a C-order float32 matrix without copying it.
-    """
-    out = np.empty((len(frame), len(names)), dtype=np.float32)
+    """A C-order float64 matrix of frame's columns in the given order (NaN for absent ones)."""
+    out = np.empty((len(frame), len(names)), dtype=np.float64)
     return fill_rows(out, column_sources(frame, names), 0, len(frame))
 
 
 @dataclass
 class Model:
-    """One loaded booster with its saved feature list and sidecar."""
+    """One loaded booster with its saved feature list, sidecar and prediction engine."""
 
     name: str
     version: str
@@ -114,13 +117,23 @@ class Model:
     features: tuple[str, ...]
     sidecar: dict
     path: Path
+    engine: object = None  # predictor.CompiledEngine or LightGBMEngine (the default)
+    fallback: str | None = None  # why the compiled engine is not used, when it was asked for
     _warned: set = field(default_factory=set, repr=False)
-    _firsts: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.engine is None:
+            self.engine = predictor.LightGBMEngine(self.booster)
 
     @property
     def tag(self) -> str:
         """The model's id as written in outputs, e.g. alert_scorer_v1.0.0."""
         return model_tag(self.name, self.version)
+
+    @property
+    def sha256(self) -> str:
+        """The model file's sha256 (checked against the file at load)."""
+        return self.sidecar["model_sha256"]
 
     def warn_missing(self, frame: pd.DataFrame) -> None:
         """Log, once per column, the model's features that frame lacks (they become NaN)."""
@@ -131,37 +144,14 @@ class Model:
             log.warning("%s: %d feature column(s) absent, using NaN: %s",
                         self.tag, len(missing), ", ".join(missing))
 
-    def first_trees(self, trees: int):
-        """The model's first `trees` trees as a booster of their own (built once, then kept).
-
-        LightGBM stores how many trees to predict with in the booster itself, set by
-        every predict call: a short prediction (e.g. leaves of the first trees) on the
-        booster that another thread is predicting with in full would cut that prediction
-        short or write past its own output. A separate booster shares nothing. Call it
-        from one thread (the first call builds it).
-        """
-        if trees not in self._firsts:
-            import lightgbm
-
-            text = self.booster.model_to_string(num_iteration=trees)
-            self._firsts[trees] = lightgbm.Booster(model_str=text)
-        return self._firsts[trees]
-
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         """The frame's columns in the model's saved order; a missing one is NaN, logged once."""
         self.warn_missing(frame)
         return to_matrix(frame, self.features)
 
-    def predict_matrix(self, matrix: np.ndarray, raw: bool = False) -> np.ndarray:
-        """Predictions on a ready matrix, with all cores."""
-        if len(matrix) == 0:
-            return np.empty(0, dtype=np.float64)
-        return np.asarray(self.booster.predict(matrix, raw_score=raw, num_threads=cpu_threads()),
-                          dtype=np.float64)
-
-    def predict(self, frame: pd.DataFrame, raw: bool = False) -> np.ndarray:
-        """Predictions for each row of a feature frame (extra columns are ignored)."""
-        return self.predict_matrix(self.matrix(frame), raw=raw)
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Scores of each row of a feature frame (extra columns are ignored), on one thread."""
+        return self.engine.predict(self.matrix(frame))
 
 
 @dataclass(frozen=True)
@@ -172,9 +162,17 @@ class Models:
     alert_ranker: Model
     cluster_scorer: Model
 
+    def __iter__(self):
+        return iter(getattr(self, name) for name in MODEL_NAMES)
+
     def versions(self) -> dict[str, str]:
         """Model ids by role, as written to metadata.json."""
         return {name: getattr(self, name).tag for name in MODEL_NAMES}
+
+    def engines(self) -> dict[str, dict]:
+        """Each model's engine and, where compiled trees were asked for but not used, why."""
+        return {m.name: {"engine": m.engine.name, **({"fallback": m.fallback} if m.fallback else {})}
+                for m in self}
 
 
 def _read_sidecar(path: Path, sidecar: Path) -> dict:
@@ -236,6 +234,14 @@ def load_model(models_dir: Path | str, name: str, version: str | None = None) ->
     return Model(name, version, booster, tuple(data["features"]), data, path)
 
 
-def load_models(models_dir: Path | str, version: str | None = None) -> Models:
-    """Load the three models (each at its highest version, or all at a pinned version)."""
-    return Models(**{name: load_model(models_dir, name, version) for name in MODEL_NAMES})
+def load_models(models_dir: Path | str, version: str | None = None,
+                engine: str | dict = predictor.LIGHTGBM, cache_dir: Path | str | None = None) -> Models:
+    """Load the three models (each at its highest version, or all at a pinned version).
+
+    engine: predictor.COMPILED or LIGHTGBM for all three, or a mapping by model name; compiled
+    models come from (and are compiled into) cache_dir, see predictor.use_engines.
+    """
+    predictor.requested(engine, MODEL_NAMES)  # a bad value fails before the models are read
+    models = Models(**{name: load_model(models_dir, name, version) for name in MODEL_NAMES})
+    predictor.use_engines(models, engine, cache_dir)
+    return models

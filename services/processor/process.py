@@ -5,9 +5,10 @@ Reads input/{date}/, builds features, scores alerts (alert scorer), ranks them
 result file into a staging folder and publishes the folder with one atomic rename.
 Any failure before the rename leaves the previous result as it was.
 
-Predictions run in row chunks on one predictor thread per core (scoring.py); the
-cluster features and the result writers run between chunks (the input checksums
-beside reading), so both cores stay busy from the first prediction to the last write.
+Predictions run in row chunks on one predictor thread per core (scoring.py), each model
+on the engine it was loaded with (predictor.py: compiled trees, or LightGBM); the cluster
+features and the result writers run between chunks (the input checksums beside reading),
+so every core stays busy from the first prediction to the last write.
 
 alerts_ranked orders alerts by the ranker (the model trained for ordering); its
 `score` column is the ranker's output mapped monotonically into [0, 1], and the
@@ -25,14 +26,13 @@ from typing import Callable, Iterator
 
 import pyarrow as pa
 
-from services.processor import outputs, splice
+from services.processor import outputs, predictor, splice
 from services.processor.features import (alert_features, cluster_address_columns,
                                          cluster_features)
 from services.processor.inputs import alert_rows, batch_identity, checksums, load_inputs
 from services.processor.memory import disable_huge_pages, share_one_allocator
-from services.processor.models import Models, cpu_threads, load_models
-from services.processor.scoring import (ALL_ROWS, EACH_CHUNK, Prediction, RowMatrix,
-                                        balanced_rows, yield_to_others)
+from services.processor.models import Model, Models, cpu_threads, load_models
+from services.processor.scoring import Scoring
 from shared import contract
 from shared.modelsets import ModelSet
 from shared.settings import Settings
@@ -108,10 +108,9 @@ def _checked(model, scores, rows: int):
 
 
 @contextlib.contextmanager
-def _pool(workers: int, name: str, initializer: Callable[[], None] | None = None):
+def _pool(workers: int, name: str):
     """A thread pool whose queued work is dropped when the block fails (no wasted predictions)."""
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name,
-                              initializer=initializer)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
     try:
         yield pool
     except BaseException:
@@ -120,64 +119,58 @@ def _pool(workers: int, name: str, initializer: Callable[[], None] | None = None
     pool.shutdown(wait=True)
 
 
-def _prediction_cpu(subject: str, prediction: Prediction) -> float:
-    """Log and return (in seconds, rounded) the CPU time a finished prediction took."""
-    seconds = prediction.cpu_seconds()
-    log.info("%s: %s predicted %d rows in %d chunks, %.2f CPU-s in LightGBM", subject,
-             prediction.model.tag, len(prediction.scores), len(prediction.bounds), seconds)
+def _prediction_cpu(subject: str, scoring: Scoring, model: Model) -> float:
+    """Log and return (in seconds, rounded) the CPU time a model's finished predictions took."""
+    seconds = scoring.cpu_seconds(model.name)
+    log.info("%s: %s predicted %d rows in %d chunks on %d threads with %s, %.2f CPU-s", subject,
+             model.tag, len(scoring.scores[model.name]), len(scoring.bounds), cpu_threads(),
+             scoring.engines[model.name].name, seconds)
     return round(seconds, 3)
 
 
-def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> dict[str, float]:
+def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> tuple[dict, dict]:
     """Score with the three models and write the result files into folder.
 
-    Returns the CPU seconds each model's predictions took (by model name).
+    Returns the CPU seconds each model's predictions took and each model's engine report,
+    both by model name.
     """
     alerts = _alert_features(inputs, steps)
     scorer, ranker = models.alert_scorer, models.alert_ranker
     cluster_scorer = models.cluster_scorer
-    n, threads = inputs.alerts.num_rows, cpu_threads()
-    alert_rows_per_chunk = balanced_rows(n, threads)
-    with _pool(threads, "predict", yield_to_others) as predict, _pool(3, "write") as writers:
-        matrix = RowMatrix(predict, alerts, scorer, ALL_ROWS, alert_rows_per_chunk)
-        _release_unused()  # while the pool fills the matrix (the dropped columns' memory)
-        # Queued behind the fills: one core builds it while the other sorts the rows.
+    n = inputs.alerts.num_rows
+    with _pool(cpu_threads(), "predict") as predict, _pool(3, "write") as writers:
+        # First in the queue: one core builds them while the other predicts alerts.
         clustering = predict.submit(_cluster_features, inputs, alerts, steps.subject)
-        scoring = Prediction(predict, scorer, matrix)
-        if ranker.features != scorer.features:  # the usual case shares the scorer's rows
-            matrix = RowMatrix(predict, alerts, ranker, ALL_ROWS, alert_rows_per_chunk)
-        ranking = Prediction(predict, ranker, matrix, raw=True)
-        del alerts, matrix  # the predictions hold what they still need
+        alert_scoring = Scoring(predict, alerts, [scorer, ranker])
+        del alerts  # the scoring and the cluster features hold the columns they still need
+        _release_unused()
+        clusters = clustering.result()
+        # Queued behind the alert chunks, so no core waits between the two.
+        cluster_scoring = Scoring(predict, clusters, [cluster_scorer])
+        del clusters
         with steps.step("score_alerts"):
-            scores = _checked(scorer, scoring.result(), n)
-        cpu = {scorer.name: _prediction_cpu(steps.subject, scoring)}
+            scores = _checked(scorer, alert_scoring.result()[scorer.name], n)
         pending = [writers.submit(_write_scored, inputs.folder / contract.ALERTS_FILE,
                                   lambda: alert_rows(inputs), scores, scorer.tag,
                                   folder / ALERTS_SCORED)]
-        clusters = clustering.result()
-        # Grouped within chunks only (nearly as cheap as over all rows), so a clusters_scored
-        # that must be encoded again can stream out chunk by chunk.
-        cluster_rows = balanced_rows(len(clusters), threads)
-        cluster_scoring = Prediction(predict, cluster_scorer, RowMatrix(
-            predict, clusters, cluster_scorer, EACH_CHUNK, cluster_rows))
-        del clusters
         with steps.step("rank_alerts"):
-            ranks = _checked(ranker, outputs.sigmoid(ranking.result()), n)
-        cpu[ranker.name] = _prediction_cpu(steps.subject, ranking)
-        del ranking
+            ranks = _checked(ranker, outputs.sigmoid(alert_scoring.scores[ranker.name]), n)
         pending.append(writers.submit(_write_ranked, inputs.alerts.column("alert_id"), ranks,
                                       ranker.tag, folder / ALERTS_RANKED))
         with steps.step("score_clusters"):
-            _checked(cluster_scorer, cluster_scoring.result(), inputs.clusters.num_rows)
-        cpu[cluster_scorer.name] = _prediction_cpu(steps.subject, cluster_scoring)
+            _checked(cluster_scorer, cluster_scoring.result()[cluster_scorer.name],
+                     inputs.clusters.num_rows)
         with steps.step("write"):
             _write_scored(inputs.folder / contract.CLUSTERS_FILE,
                           lambda: cluster_scoring.slices(inputs.clusters),
-                          cluster_scoring.scores, cluster_scorer.tag, folder / CLUSTERS_SCORED,
-                          CLUSTER_GROUP_ROWS)
+                          cluster_scoring.scores[cluster_scorer.name], cluster_scorer.tag,
+                          folder / CLUSTERS_SCORED, CLUSTER_GROUP_ROWS)
             for future in pending:
                 future.result()  # re-raises a writer's error here
-    return cpu
+    cpu = {m.name: _prediction_cpu(steps.subject, scoring, m)
+           for scoring, m in ((alert_scoring, scorer), (alert_scoring, ranker),
+                              (cluster_scoring, cluster_scorer))}
+    return cpu, {**alert_scoring.report, **cluster_scoring.report}
 
 
 def _write_scored(source: Path, rows: Callable[[], Iterator[pa.Table]], scores, tag: str,
@@ -234,7 +227,9 @@ def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date
     steps = Steps(f"batch {processing_date}", progress)
     if models is None:
         with steps.step("load_models"):
-            models = load_models(models_dir or settings.MODELS_DIR)
+            models = load_models(models_dir or settings.MODELS_DIR,
+                                 engine=predictor.engine_setting(settings),
+                                 cache_dir=settings.COMPILED_MODELS_DIR)
     model_set = model_set or ModelSet("", "override", models.alert_scorer.path.parent)
     # A thread per call (not a module-level pool: RQ forks, and pool threads do not survive
     # a fork). Hashing runs beside the single-threaded feature work instead of after it.
@@ -243,7 +238,7 @@ def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date
         inputs, network, window = _read(source, processing_date, settings, steps)
         target.parent.mkdir(parents=True, exist_ok=True)
         with staging_dir(target) as tmp:
-            prediction_cpu = _score_and_write(tmp, models, inputs, steps)
+            prediction_cpu, engines = _score_and_write(tmp, models, inputs, steps)
             sums, steps.seconds["checksums"] = hashing.result()
             metadata = {
                 "processing_date": processing_date, "network": network, "window_days": window,
@@ -253,7 +248,7 @@ def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date
                 "model_github_url": settings.MODEL_GITHUB_URL,
                 "timestamp": outputs.utc_timestamp(),
                 "input_sha256": sums, "timings_s": steps.total(),
-                "prediction_cpu_s": prediction_cpu,
+                "prediction_cpu_s": prediction_cpu, "predict_engines": engines,
             }
             outputs.write_metadata(metadata, tmp / METADATA)
     # Outside the block: once the rename is done, tmp is the live version and must stay.

@@ -9,7 +9,7 @@ import sys
 from typing import Iterator
 
 from shared import worker
-from shared.settings import Settings
+from shared.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,17 @@ def single_openmp_thread() -> Iterator[None]:
 
 
 def run(settings: Settings, burst: bool = False) -> int:
-    """Load the current models once (every forked job inherits them), then work the process
-    queue; before each job, a promoted set is loaded in their place."""
+    """Load the current models once, compiling any that the cache lacks (every forked job
+    inherits them), then work the process queue; before each job, a promoted set is loaded
+    in their place."""
     with single_openmp_thread():
         from services.processor import jobs
 
-        jobs.preload(settings)
+        try:
+            jobs.preload(settings)
+        except SettingsError as exc:  # fail at start, not in the first job
+            print(f"aml-miner worker: configuration error: {exc}", file=sys.stderr)
+            return 2
     _warn_unset_url(settings)
     return worker.run(settings, settings.QUEUE_PROCESS, burst=burst, prepare=jobs.prepare)
 

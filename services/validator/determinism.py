@@ -2,6 +2,8 @@
 
 The processor is another service, so it is run as a subprocess through the
 `aml-miner` command line (`python -m services.cli process ...`), never imported.
+The re-run predicts each model on the engine the date recorded in metadata.json
+(compiled trees or LightGBM), and a check says whether it could.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ TOLERANCE = 1e-12
 # same checkout, not whichever copy happens to be installed.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_COMMAND = (sys.executable, "-m", "services.cli")
+# What a date published before engines were recorded ran on: LightGBM was the only engine.
+UNRECORDED_ENGINE = "lightgbm"
 
 
 class ProcessorFailed(RuntimeError):
@@ -37,16 +41,34 @@ def child_env(settings: Settings, base: dict[str, str]) -> dict[str, str]:
     return {**base, **settings.to_env()}
 
 
+def recorded_engines(metadata: dict) -> dict[str, str]:
+    """The engine each model ran on, by model name, as metadata.json recorded it ({} if not)."""
+    reports = metadata.get("predict_engines")
+    if not isinstance(reports, dict):
+        return {}
+    return {name: str(report.get("engine")) for name, report in reports.items()
+            if isinstance(report, dict)}
+
+
+def engine_arguments(engines: dict[str, str]) -> list[str]:
+    """`--engine MODEL=ENGINE` for each model (`--engine lightgbm` when none is recorded)."""
+    if not engines:
+        return ["--engine", UNRECORDED_ENGINE]
+    return [arg for name, engine in engines.items() for arg in ("--engine", f"{name}={engine}")]
+
+
 def run_processor(input_dir: Path, output_dir: Path, processing_date: str, models_dir: Path,
                   command: list[str] | None = None, env: dict | None = None,
-                  timeout: float = 3600) -> Path:
+                  timeout: float = 3600, engines: dict[str, str] | None = None) -> Path:
     """Process one date into output_dir with the given models; returns the published date folder.
 
-    `env` is the child's whole environment (see child_env); None inherits ours.
+    `env` is the child's whole environment (see child_env); None inherits ours. `engines`
+    (model name -> engine) pins each model's engine; None leaves it to PREDICT_ENGINE.
     """
     argv = [*(command or DEFAULT_COMMAND), "process", "--input-dir", str(input_dir),
             "--output-dir", str(output_dir), "--processing-date", processing_date,
-            "--models-dir", str(models_dir)]
+            "--models-dir", str(models_dir),
+            *(engine_arguments(engines) if engines is not None else [])]
     started = time.monotonic()
     done = subprocess.run(argv, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
                           timeout=timeout)
@@ -104,9 +126,24 @@ def compare(published: Result, rerun: Result, tolerance: float = TOLERANCE) -> l
     ]
 
 
+def compare_engines(recorded: dict[str, str], rerun: dict[str, str]) -> Check:
+    """The re-run predicted each model on the engine the published date recorded."""
+    expected = recorded or dict.fromkeys(rerun, UNRECORDED_ENGINE)
+    moved = [f"{name} ({engine} vs {rerun.get(name, 'unknown')})"
+             for name, engine in expected.items() if rerun.get(name) != engine]
+    return finding("determinism.engines", moved,
+                   "{n} model(s) ran on another engine in the re-run than the date recorded",
+                   f"every model re-ran on its recorded engine ({', '.join(sorted(set(expected.values())))})")
+
+
 def check(published: Result, input_dir: Path, models_dir: Path, workdir: Path,
           command: list[str] | None = None, env: dict | None = None) -> list[Check]:
-    """Re-run the processor into workdir and compare with the published result."""
+    """Re-run the processor into workdir on the recorded engines and compare with the
+    published result."""
     out = Path(workdir) / "rerun"
-    run_processor(input_dir, out, published.processing_date, models_dir, command, env)
-    return compare(published, FolderSource(out).load(published.processing_date), tolerance=TOLERANCE)
+    recorded = recorded_engines(published.metadata)
+    run_processor(input_dir, out, published.processing_date, models_dir, command, env,
+                  engines=recorded)
+    rerun = FolderSource(out).load(published.processing_date)
+    return [*compare(published, rerun, tolerance=TOLERANCE),
+            compare_engines(recorded, recorded_engines(rerun.metadata))]

@@ -3,7 +3,8 @@
 Runs the untouched compose.yaml with an untouched .env.example (copied to .env in a
 scratch project folder), the miner profile on with a test wallet and an allow-listed
 test validator hotkey. Checks through the published loopback ports: the sample date
-is published by itself, every alert is scored, a signed validator request is answered
+is published by itself, every alert is scored on compiled trees (the worker compiled
+the models into its volume at start), a signed validator request is answered
 by the miner with the API's bytes, and `docker compose restart processor` in the
 middle of a job leaves no half result. Then `down -v`. Prints timings. Needs root.
 """
@@ -119,6 +120,7 @@ def run_checks(compose: list[str], env: dict, proj: dict) -> int:
     TIMINGS["first published date after up"] = round(time.monotonic() - started, 1)
     count = check_alert_scores(payload)
     print(f"[containers] {today}: {count} alerts scored, served at {api}")
+    check_compiled(api, today)
 
     status, _, api_body = http_get(f"{api}/scores/alerts/{today}")
     code, body = signed_get(miner, f"/scores/alerts/{today}", proj["validator"], proj["miner_ss58"])
@@ -148,6 +150,14 @@ def check_miner_redis_isolation(compose: list[str], env: dict) -> None:
     assert queue.returncode != 0, "the miner reaches the job queue's Redis"
     print(f"[containers] miner: reaches miner-redis; the queue's redis is out of reach "
           f"({queue.stdout.strip() or queue.stderr.strip()})")
+
+
+def check_compiled(api: str, date: str) -> None:
+    """The containerized worker scored every model on compiled trees (lleaves in the image)."""
+    status, _, body = http_get(f"{api}/metadata/{date}")
+    engines = json.loads(body)["predict_engines"] if status == 200 else {}
+    assert engines and {r["engine"] for r in engines.values()} == {"compiled"}, engines
+    print(f"[containers] {date}: every model scored on compiled trees: {json.dumps(engines)}")
 
 
 def restart_mid_job(compose: list[str], env: dict, api: str) -> None:

@@ -113,8 +113,9 @@ def test_a_process_failure_keeps_the_previous_output(s, sot, conn, tmp_path):
 
 
 @pytest.fixture
-def process_worker():
-    """Start `aml-miner worker process`; it and its work horse are killed at the end."""
+def process_worker(compiled_cache):
+    """Start `aml-miner worker process` (its models compiled already); it and its work horse
+    are killed at the end."""
     started = []
 
     def start(settings) -> subprocess.Popen:
@@ -144,7 +145,8 @@ def kill_tree(proc: subprocess.Popen) -> None:
 
 def test_the_process_worker_runs_a_job_in_a_forked_horse_with_preloaded_models(big, conn,
                                                                               process_worker):
-    """LightGBM's OpenMP threads do not survive fork; a job must still finish, not hang."""
+    """LightGBM's OpenMP threads do not survive fork; a job must still finish, not hang, and
+    score on the compiled models the worker loaded before it forked, on every core."""
     proc = process_worker(big)
     # pyarrow sizes its thread pool from OMP_NUM_THREADS: a job must still see every core
     arrow = Queue(big.QUEUE_PROCESS, connection=conn).enqueue("pyarrow.cpu_count")
@@ -162,6 +164,10 @@ def test_the_process_worker_runs_a_job_in_a_forked_horse_with_preloaded_models(b
     listening = next(i for i, line in enumerate(lines) if "Listening on" in line)
     assert loaded < listening  # the models before the first job
     assert "not preloaded" not in out  # the job used the worker's models
+    metadata = json.loads((big.OUTPUT_DIR / DATE / storage.METADATA).read_text())
+    assert {r["engine"] for r in metadata["predict_engines"].values()} == {"compiled"}
+    cores = len(os.sched_getaffinity(0))
+    assert out.count(f"on {cores} threads with compiled") == 3, out[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +243,7 @@ def test_a_hard_kill_while_writing_leaves_the_previous_output(big, conn, process
 
 
 def test_a_plain_rq_worker_runs_the_process_job_loading_models_itself(chain_settings, conn,
-                                                                      tmp_path):
+                                                                      tmp_path, compiled_cache):
     s = chain_settings.replace(INPUT_DIR=tmp_path / "input")
     write_input(generate_batch(NETWORK, DATE, WINDOW, n_alerts=300, seed=3), s.INPUT_DIR)
     jobs.enqueue_process(s, NETWORK, DATE, WINDOW, connection=conn)

@@ -12,6 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from services.processor.models import load_models
+from services.processor.parity import TOLERANCE
+from services.processor.predictor import COMPILED, LIGHTGBM
 from services.processor.process import process_batch
 from shared import storage
 from shared.storage import sha256_file
@@ -19,7 +21,7 @@ from tests.processor_fixtures import DATE, generated_input
 
 METADATA_KEYS = {"processing_date", "network", "window_days", "alert_count", "cluster_count",
                  "model_versions", "timestamp", "input_sha256", "timings_s",
-                 "prediction_cpu_s"}
+                 "prediction_cpu_s", "predict_engines"}
 
 
 @pytest.fixture(scope="module")
@@ -28,16 +30,18 @@ def input_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def models(settings_module):
-    return load_models(settings_module.MODELS_DIR)
+def models(settings_module, compiled_cache):
+    """The shipped models on compiled trees, as a worker runs them."""
+    return load_models(settings_module.MODELS_DIR, engine=COMPILED, cache_dir=compiled_cache)
 
 
 @pytest.fixture(scope="module")
 def settings_module(tmp_path_factory):
     from shared.settings import Settings
-    from tests.conftest import REPO
+    from tests.conftest import COMPILED_CACHE, REPO
 
-    return Settings.from_env({}).replace(MODELS_DIR=REPO / "trained_models")
+    return Settings.from_env({}).replace(MODELS_DIR=REPO / "trained_models",
+                                         COMPILED_MODELS_DIR=COMPILED_CACHE)
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +109,11 @@ def test_metadata_has_the_agreed_keys_and_values(input_dir, published):
     assert {"read", "features", "score_alerts", "write", "total"} <= set(metadata["timings_s"])
     cpu = metadata["prediction_cpu_s"]
     assert set(cpu) == set(metadata["model_versions"]) and all(v > 0 for v in cpu.values())
+    engines = metadata["predict_engines"]
+    assert set(engines) == set(metadata["model_versions"])
+    for report in engines.values():
+        assert report["engine"] == COMPILED and "fallback" not in report
+        assert 0 <= report["parity_max_abs_diff"] <= TOLERANCE
 
 
 def test_rerun_gives_byte_identical_parquet(input_dir, models, published, tmp_path):
@@ -114,9 +123,17 @@ def test_rerun_gives_byte_identical_parquet(input_dir, models, published, tmp_pa
         assert (tmp_path / DATE / name).read_bytes() == (output_dir / DATE / name).read_bytes()
 
 
-def test_models_dir_path_loads_the_shipped_models(input_dir, settings_module, tmp_path):
-    metadata = process_batch(input_dir, tmp_path, DATE, models_dir=settings_module.MODELS_DIR)
+def test_models_dir_path_loads_the_shipped_models_on_the_settings_engine(
+        input_dir, settings_module, published, tmp_path):
+    metadata = process_batch(input_dir, tmp_path, DATE, models_dir=settings_module.MODELS_DIR,
+                             settings=settings_module)
     assert metadata["timings_s"]["load_models"] >= 0
+    assert {r["engine"] for r in metadata["predict_engines"].values()} == {COMPILED}
+    lightgbm = settings_module.replace(PREDICT_ENGINE=LIGHTGBM)
+    metadata = process_batch(input_dir, tmp_path / "lgb", DATE,
+                             models_dir=settings_module.MODELS_DIR, settings=lightgbm)
+    assert metadata["predict_engines"] == dict.fromkeys(metadata["model_versions"],
+                                                        {"engine": LIGHTGBM})
 
 
 def test_absent_money_flows_still_scores_everything(input_dir, models, tmp_path):
@@ -214,28 +231,66 @@ def test_result_columns_use_dictionaries_and_statistics_only_where_they_pay(publ
             assert chunks[key].is_stats_set, name
 
 
-def test_published_scores_are_a_plain_prediction_on_all_the_features(input_dir, models,
-                                                                    published):
-    """Chunks, row grouping, the trimmed address table and streamed writes change nothing:
-    the scores are one Booster.predict over features built from the whole input."""
+def _features(input_dir):
     from services.processor.features import alert_features, cluster_features
     from services.processor.inputs import load_inputs
-    from services.processor.outputs import sigmoid
 
-    output_dir, _ = published
     inputs = load_inputs(input_dir / DATE)
     alerts = alert_features(inputs.alerts, inputs.features, inputs.clusters, inputs.money_flows,
                             inputs.links)
     clusters = cluster_features(inputs.clusters, inputs.alerts, inputs.features,
                                 inputs.money_flows, inputs.links, alerts)
-    scored = pq.read_table(output_dir / DATE / storage.ALERTS_SCORED).column("score")
-    assert scored.to_numpy().tobytes() == models.alert_scorer.predict(alerts).tobytes()
+    return inputs, alerts, clusters
+
+
+def _published_scores(output_dir, inputs) -> dict:
+    """Each model's published scores in the input's row order (the ranker's through its
+    sigmoid, as alerts_ranked holds them)."""
     ranked = _read(output_dir, storage.ALERTS_RANKED).set_index("alert_id")["score"]
-    ranker = sigmoid(models.alert_ranker.predict(alerts, raw=True))
     ids = inputs.alerts.column("alert_id").to_pylist()
-    assert ranked.loc[ids].to_numpy().tobytes() == ranker.tobytes()
-    clustered = pq.read_table(output_dir / DATE / storage.CLUSTERS_SCORED).column("score")
-    assert clustered.to_numpy().tobytes() == models.cluster_scorer.predict(clusters).tobytes()
+    return {"alert_scorer": pq.read_table(output_dir / DATE / storage.ALERTS_SCORED)
+            .column("score").to_numpy(),
+            "alert_ranker": ranked.loc[ids].to_numpy(),
+            "cluster_scorer": pq.read_table(output_dir / DATE / storage.CLUSTERS_SCORED)
+            .column("score").to_numpy()}
+
+
+def _expected(models, alerts, clusters, predict) -> dict:
+    from services.processor.outputs import sigmoid
+
+    return {"alert_scorer": predict(models.alert_scorer, alerts),
+            "alert_ranker": sigmoid(predict(models.alert_ranker, alerts)),
+            "cluster_scorer": predict(models.cluster_scorer, clusters)}
+
+
+def _lightgbm(model, frame):
+    """LightGBM's own prediction, on the float32 matrix it was always given."""
+    return model.booster.predict(model.matrix(frame).astype(np.float32), num_threads=2)
+
+
+def test_published_scores_are_one_prediction_on_all_the_features_within_1e9_of_lightgbm(
+        input_dir, models, published):
+    """Chunks, the trimmed address table and streamed writes change nothing: the scores are
+    the bytes of one compiled prediction over features built from the whole input, and every
+    row is within 1e-9 of LightGBM's own prediction."""
+    output_dir, _ = published
+    inputs, alerts, clusters = _features(input_dir)
+    scores = _published_scores(output_dir, inputs)
+    compiled = _expected(models, alerts, clusters, lambda m, f: m.predict(f))
+    lightgbm = _expected(models, alerts, clusters, _lightgbm)
+    for name, values in scores.items():
+        assert values.tobytes() == compiled[name].tobytes(), name
+        assert np.abs(values - lightgbm[name]).max() <= TOLERANCE, name
+
+
+def test_on_the_lightgbm_engine_published_scores_are_lightgbms_bytes(input_dir, settings_module,
+                                                                    tmp_path):
+    lightgbm = load_models(settings_module.MODELS_DIR)
+    process_batch(input_dir, tmp_path, DATE, models=lightgbm)
+    inputs, alerts, clusters = _features(input_dir)
+    expected = _expected(lightgbm, alerts, clusters, _lightgbm)
+    for name, values in _published_scores(tmp_path, inputs).items():
+        assert values.tobytes() == expected[name].tobytes(), name
 
 
 def test_a_date_without_clusters_publishes_an_empty_clusters_scored(input_dir, models,

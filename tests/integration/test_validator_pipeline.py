@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> Path:
+def world(tmp_path_factory, compiled_cache) -> Path:
     """Two held-out sample dates (same seed, so addresses recur) scored by the shipped models."""
     root = tmp_path_factory.mktemp("validator-world")
     vf.generate_inputs(root / "input", DATES, N_ALERTS)
@@ -50,6 +50,8 @@ def test_real_output_passes_the_gate_is_deterministic_and_scores_like_sklearn(wo
     report = vf.report_of(tmp_path / "r", f"validate_{DAY}")
     assert report["verdict"]["integrity_gate"] == "pass" and report["verdict"]["determinism"] == "pass"
     assert report["model_versions"]["alert_scorer"].startswith("alert_scorer_v")
+    engines = vf.checks_by_name(report["determinism"]["checks"])["determinism.engines"]
+    assert engines["passed"] and "(compiled)" in engines["detail"]
     stability = report["behaviour"]["stability"]
     assert stability["previous_date"] == DATES[0]
     assert stability["by_address"]["common"] > 0 and stability["by_address"]["spearman"] is not None
@@ -66,6 +68,22 @@ def test_real_output_passes_the_gate_is_deterministic_and_scores_like_sklearn(wo
     assert gt["alerts"]["roc_auc"] == pytest.approx(skm.roc_auc_score(y[known], alerts["score"][known]))
     assert gt["alerts"]["roc_auc"] > 0.5  # the shipped models learned something about these labels
     assert gt["clusters"]["labelled"] > 0 and gt["clusters"]["roc_auc"] is not None
+
+
+def test_the_determinism_rerun_uses_the_engines_the_date_recorded(world, tmp_path):
+    """Published with LightGBM for two models: the re-run must not score them compiled (its
+    default), or the determinism of those bytes is never tested."""
+    output = tmp_path / "output"
+    done = vf.cli("process", "--input-dir", world / "input", "--output-dir", output,
+                  "--processing-date", DAY, "--engine", "lightgbm",
+                  "--engine", "alert_ranker=compiled")
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = validate(world, output, tmp_path / "r")
+    assert done.returncode == 0, done.stdout + done.stderr
+    checks = vf.checks_by_name(vf.report_of(tmp_path / "r", f"validate_{DAY}")["determinism"]["checks"])
+    assert checks["determinism.engines"]["passed"]
+    assert "(compiled, lightgbm)" in checks["determinism.engines"]["detail"]
+    assert all(c["passed"] for c in checks.values())
 
 
 @pytest.mark.parametrize("case", ["missing alert", "rank gap"])  # every case: unit tests

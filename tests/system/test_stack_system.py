@@ -47,7 +47,7 @@ def _wallets(root: Path):
 class RunningStack:
     """`aml-miner stack --profile miner --own-redis` in a project folder of its own."""
 
-    def __init__(self, project: Path):
+    def __init__(self, project: Path, compiled_models: Path):
         self.project = project
         self.api_port, self.miner_port = _free_port(), _free_port()
         self.miner_ss58, self.validator = _wallets(project / "wallets")
@@ -60,6 +60,10 @@ class RunningStack:
         (project / ".env").write_text(env_file)
         shutil.copy(REPO / "compose.yaml", project / "compose.yaml")
         (project / "trained_models").symlink_to(REPO / "trained_models")
+        # The compose volume `compiled`, already holding the shipped models: a first start
+        # would compile them (minutes here), which is not what these tests are about.
+        (project / "volumes").mkdir()
+        (project / "volumes" / "compiled_models").symlink_to(compiled_models)
         self.log = open(project / "stack.log", "w")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "DOCKER_"))}
         self.proc = subprocess.Popen(
@@ -109,8 +113,8 @@ class RunningStack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    running = RunningStack(tmp_path_factory.mktemp("stack"))
+def stack(tmp_path_factory, compiled_cache):
+    running = RunningStack(tmp_path_factory.mktemp("stack"), compiled_cache)
     try:
         poll(lambda: (running.project / "volumes/.stack/stack.json").exists()
              or running.proc.poll() is not None, 240, "the stack to come up")
@@ -136,9 +140,12 @@ def test_the_newest_sample_date_is_published_by_itself_after_the_first_learn(sta
     learned = json.loads(report.read_text())
     assert learned["decision"] in ("promoted", "kept"), learned
     assert len(learned["training_dates"]) >= 2 and learned["comparison_date"] < today
-    metadata = json.loads(http_get(f"{stack.api}/metadata/{today}")[2])
+    status, _, body = http_get(f"{stack.api}/metadata/{today}")
+    metadata = json.loads(body)
     assert metadata["model_set"]["version"] == (learned["version"] if learned["decision"]
                                                 == "promoted" else "shipped")
+    engines = metadata["predict_engines"]
+    assert status == 200 and {r["engine"] for r in engines.values()} == {"compiled"}, engines
 
 
 def test_an_enqueued_date_goes_through_download_and_processing(stack):

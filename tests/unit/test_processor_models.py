@@ -118,12 +118,14 @@ def test_missing_column_is_nan_and_logged_once(models_dir, frame, caplog):
     assert len(warnings) == 1
 
 
-def test_to_matrix_is_c_order_float32_in_the_given_order(frame):
+def test_to_matrix_is_c_order_float64_of_float32_values_in_the_given_order(frame):
     names = [frame.columns[2], "absent", frame.columns[0]]
-    matrix = M.to_matrix(frame, names)
-    assert matrix.flags["C_CONTIGUOUS"] and matrix.dtype == np.float32
+    wide = frame.astype(np.float64) / 3  # values a float32 cannot hold exactly
+    matrix = M.to_matrix(wide, names)
+    assert matrix.flags["C_CONTIGUOUS"] and matrix.dtype == np.float64
     assert matrix.shape == (len(frame), 3)
-    np.testing.assert_array_equal(matrix[:, 0], frame[names[0]].to_numpy())
+    # every engine sees the float32 values LightGBM saw when it read a float32 matrix
+    np.testing.assert_array_equal(matrix[:, 0], wide[names[0]].to_numpy(np.float32))
     assert np.isnan(matrix[:, 1]).all()
 
 

@@ -83,6 +83,17 @@ def test_volumes_share_data_and_mount_read_only_where_only_read(stack):
     assert "/data" not in _mounts(svcs["miner"]), "the miner reads results only through the API"
 
 
+def test_the_processor_keeps_its_compiled_models_in_a_volume_of_its_own(stack):
+    processor = stack["services"]["processor"]
+    compiled = _mounts(processor)["/compiled"]
+    assert compiled["type"] == "volume" and compiled["source"] == "compiled"
+    assert not compiled.get("read_only")
+    assert processor["environment"]["COMPILED_MODELS_DIR"] == "/compiled"
+    assert processor["environment"]["PREDICT_ENGINE"] == "compiled"
+    # the image makes the mount point the worker's own, so an empty volume is writable
+    assert "/compiled" in DOCKERFILE.read_text().split("chown -R miner:miner", 1)[1].split("\n")[0]
+
+
 def test_only_the_api_is_published_on_loopback_by_default_and_the_miner_in_its_profile(stack):
     published = {n: s["ports"] for n, s in stack["services"].items() if s.get("ports")}
     assert set(published) == {"api", "miner"}

@@ -79,6 +79,31 @@ def test_the_processor_is_called_with_the_documented_arguments(tmp_path):
                                   f"--processing-date {vf.DATE} --models-dir /models")
 
 
+def test_the_processor_is_called_with_each_recorded_engine(tmp_path):
+    record = tmp_path / "argv.txt"
+    command = [sys.executable, "-c", f"import sys; open({str(record)!r}, 'w').write(' '.join(sys.argv[1:]))"]
+    metadata = {"predict_engines": {"alert_scorer": {"engine": "compiled"},
+                                    "cluster_scorer": {"engine": "lightgbm", "fallback": "why"}}}
+    determinism.run_processor(Path("/in"), tmp_path / "out", vf.DATE, Path("/models"),
+                              command=command, engines=determinism.recorded_engines(metadata))
+    assert record.read_text().endswith(
+        "--models-dir /models --engine alert_scorer=compiled --engine cluster_scorer=lightgbm")
+
+
+def test_a_date_published_before_engines_were_recorded_reruns_on_lightgbm():
+    assert determinism.recorded_engines({"model_versions": {}}) == {}
+    assert determinism.engine_arguments({}) == ["--engine", "lightgbm"]
+    rerun = {"alert_scorer": "lightgbm", "alert_ranker": "lightgbm", "cluster_scorer": "lightgbm"}
+    assert determinism.compare_engines({}, rerun).passed
+
+
+def test_a_rerun_on_another_engine_than_recorded_fails_naming_the_model():
+    recorded = {"alert_scorer": "compiled", "cluster_scorer": "compiled"}
+    check = determinism.compare_engines(recorded, {**recorded, "cluster_scorer": "lightgbm"})
+    assert not check.passed and check.offending == ["cluster_scorer (compiled vs lightgbm)"]
+    assert determinism.compare_engines(recorded, dict(recorded)).passed
+
+
 def test_child_env_carries_every_setting():
     settings = Settings.from_env({}).replace(NETWORK="ethereum", MINER_VALIDATOR_HOTKEYS=("a", "b"))
     env = determinism.child_env(settings, {"PATH": "/bin", "NETWORK": "bitcoin"})
