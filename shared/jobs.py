@@ -127,6 +127,17 @@ def check(settings: Settings) -> None:
     for name in ("LEARN_HISTORY_DAYS", "LEARN_MIN_GAIN", "LEARN_TOLERANCE"):
         if getattr(settings, name) < 0:
             raise SettingsError(f"{name}={getattr(settings, name)!r} must not be negative")
+    for name in ("RETENTION_DAYS", "PUBLISH_LOCK_WAIT_SECONDS"):
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"{name}={getattr(settings, name)!r} must not be negative "
+                                "(RETENTION_DAYS=0 keeps every date)")
+    if settings.PUBLISH_LOCK_STALE_SECONDS < 30:
+        raise SettingsError(f"PUBLISH_LOCK_STALE_SECONDS={settings.PUBLISH_LOCK_STALE_SECONDS!r} "
+                            "must be at least 30 (a live owner refreshes its lock every 15 s)")
+    if 0 < settings.RETENTION_DAYS <= settings.LEARN_HISTORY_DAYS:
+        raise SettingsError(f"RETENTION_DAYS={settings.RETENTION_DAYS} must be more than "
+                            f"LEARN_HISTORY_DAYS={settings.LEARN_HISTORY_DAYS} (or 0 to keep "
+                            "every date): the backfill would fetch dates retention removes")
 
 
 def reap_abandoned(settings: Settings, connection: Redis, now: float | None = None) -> None:

@@ -136,6 +136,11 @@ class Settings:
     # Downloader hardening: a checksum mismatch is fetched again once after this pause.
     SOT_CHECKSUM_RETRY_SECONDS: float = 20.0
 
+    # One publisher per date (a lock file on the volume) and how long dates are kept.
+    PUBLISH_LOCK_WAIT_SECONDS: float = 600.0
+    PUBLISH_LOCK_STALE_SECONDS: float = 120.0
+    RETENTION_DAYS: int = 90
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
         """Build settings from an environment mapping (default: os.environ) plus explicit overrides."""

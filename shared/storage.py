@@ -19,6 +19,8 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
+from shared import publish_lock
+
 log = logging.getLogger(__name__)
 
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -136,13 +138,15 @@ def publish(version: Path, target: Path) -> None:
     target is a relative symlink into .versions/; rename(2) swaps it, so a reader
     resolves either the old complete folder or the new one, never a mix and never
     nothing. The version replaced is kept (a reader may still be inside it); older
-    ones of the same date are removed.
+    published ones of the same date are removed, never a folder that was not published
+    (another run's staging: that is clean_stale's, by age).
     """
     version, target = Path(version), Path(target)
     _fsync_tree(version)
     previous = resolve(target)
     if target.exists() and not target.is_symlink():
         shutil.rmtree(target)  # a plain folder from an older layout: no atomic swap possible
+    _marker(version).touch()
     link = target.parent / f"{TMP_PREFIX}{target.name}-{uuid.uuid4().hex[:8]}"
     os.symlink(Path(VERSIONS) / version.name, link)
     os.replace(link, target)
@@ -158,17 +162,38 @@ def resolve(target: Path) -> Path | None:
     return target.resolve()
 
 
+PUBLISHED = ".published"
+
+
+def _marker(version: Path) -> Path:
+    """The empty file (in root/.published/) that says a version folder was published once."""
+    folder = version.parent.parent / PUBLISHED
+    folder.mkdir(exist_ok=True)
+    return folder / version.name
+
+
+def _remove_version(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    _marker(path).unlink(missing_ok=True)
+
+
 def _prune_versions(target: Path, keep: set[str]) -> None:
+    """Remove the date's once-published versions other than keep (staging is not marked)."""
     versions = target.parent / VERSIONS
-    for path in versions.glob(f"{target.name}-*"):
-        if path.name not in keep and not path.name.startswith(TMP_PREFIX):
-            shutil.rmtree(path, ignore_errors=True)
+    for marker in (target.parent / PUBLISHED).glob(f"{target.name}-*"):
+        if marker.name not in keep:
+            _remove_version(versions / marker.name)
 
 
-def clean_stale(root: Path, older_than_s: float = 6 * 3600) -> int:
+def _version_date(name: str) -> str:
+    return name[:10]
+
+
+def clean_stale(root: Path, older_than_s: float = 6 * 3600, lock_stale_s: float = 120.0) -> int:
     """Remove version folders no date points at (crashed writers), once older than a bound.
 
-    The age bound keeps a concurrent writer's fresh staging folder alive.
+    The age bound keeps a concurrent writer's fresh staging folder alive, and a date whose
+    publish lock is held is not touched at all.
     """
     root = Path(root)
     versions = root / VERSIONS
@@ -177,9 +202,53 @@ def clean_stale(root: Path, older_than_s: float = 6 * 3600) -> int:
     live = {resolve(root / d).name for d in published_dates(root)}
     cutoff = dt.datetime.now().timestamp() - older_than_s
     stale = [p for p in versions.iterdir()
-             if p.name not in live and p.stat().st_mtime < cutoff]
+             if p.is_dir() and p.name not in live and p.stat().st_mtime < cutoff
+             and not publish_lock.held(root, _version_date(p.name), lock_stale_s)]
     for path in stale:
-        shutil.rmtree(path, ignore_errors=True)
+        _remove_version(path)
+    markers = root / PUBLISHED
+    for marker in markers.iterdir() if markers.is_dir() else ():
+        if not (versions / marker.name).exists():  # its folder went another way
+            marker.unlink(missing_ok=True)
     if stale:
-        log.info("%s: removed %d stale version folder(s)", root, len(stale))
+        log.info("%s: removed %d stale version folder(s) (unpublished or superseded, older "
+                 "than %.0f s)", root, len(stale), older_than_s)
     return len(stale)
+
+
+def apply_retention(root: Path, days: int, lock_stale_s: float = 120.0) -> tuple[int, int]:
+    """Remove dates older than `days` before the newest date under root, with their versions.
+
+    Counted from the newest date present (not today), so a stack that was off for a while
+    keeps its last window. days <= 0 keeps everything. Returns (dates, version folders).
+    """
+    root = Path(root)
+    dates = published_dates(root)
+    if days <= 0 or not dates:
+        return 0, 0
+    cutoff = (parse_date(dates[0]) - dt.timedelta(days=days)).isoformat()
+    versions = root / VERSIONS
+    names = [p.name for p in versions.iterdir() if p.is_dir()] if versions.is_dir() else []
+    old = sorted({d for d in dates if d < cutoff}
+                 | {_version_date(n) for n in names if DATE_RE.match(_version_date(n))
+                    and _version_date(n) < cutoff})
+    removed_dates = removed_versions = 0
+    for day in old:
+        if publish_lock.held(root, day, lock_stale_s):
+            log.info("%s: retention skips %s (being published)", root, day)
+            continue
+        link = root / day
+        if link.is_symlink():
+            link.unlink()
+            removed_dates += 1
+        elif link.is_dir():
+            shutil.rmtree(link, ignore_errors=True)
+            removed_dates += 1
+        for name in (n for n in names if _version_date(n) == day):
+            _remove_version(versions / name)
+            removed_versions += 1
+        publish_lock.lock_path(root, day).unlink(missing_ok=True)
+    if removed_dates or removed_versions:
+        log.info("%s: retention (RETENTION_DAYS=%d, dates before %s): removed %d date(s) and "
+                 "%d version folder(s)", root, days, cutoff, removed_dates, removed_versions)
+    return removed_dates, removed_versions

@@ -48,13 +48,14 @@ def run_download(args: argparse.Namespace, settings) -> int:
     from shared.settings import SettingsError
     from services.downloader.download import download_batch
     from services.downloader.errors import DownloadFailure, TransientDownloadError
+    from shared.publish_lock import DateLocked
 
     try:
         summary = download_batch(args.network or settings.NETWORK, args.processing_date,
                                  args.days if args.days is not None else settings.WINDOW_DAYS,
                                  args.output_dir or settings.INPUT_DIR, force=args.force,
                                  settings=settings)
-    except TransientDownloadError as exc:
+    except (TransientDownloadError, DateLocked) as exc:
         print(f"aml-miner download: temporary failure, try again later: {exc}", file=sys.stderr)
         return EXIT_TEMPFAIL
     except (DownloadFailure, SettingsError, OSError) as exc:

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from shared import storage
+from shared import publish_lock, storage
 from shared.contract import META_FILE
 from shared.manifest import file_entry, write_manifest
 from shared.s3 import make_client, transfer_config
@@ -139,12 +139,21 @@ def download_batch(network: str, processing_date: str, days: int, output_dir: Pa
     source = _source(settings, network, processing_date, days)
     if not force and (summary := _skip(target, source, started)):
         return summary
-    with local_errors(str(output_dir)):
-        storage.clean_stale(Path(output_dir))
     with s3_errors(f"s3://{settings.SOT_S3_BUCKET}"):
         client = make_client(settings)
-    plan, entries = _fetch_twice_on_mismatch(client, settings, (network, processing_date, days),
-                                             target, source, pause)
+    with local_errors(str(output_dir)):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        storage.clean_stale(target.parent, lock_stale_s=settings.PUBLISH_LOCK_STALE_SECONDS)
+    # One publisher per date: a second download (or a manual one) waits, then fails naming us.
+    with local_errors(str(output_dir)), publish_lock.publishing(
+            target.parent, processing_date, settings.PUBLISH_LOCK_WAIT_SECONDS,
+            settings.PUBLISH_LOCK_STALE_SECONDS):
+        plan, entries = _fetch_twice_on_mismatch(client, settings,
+                                                 (network, processing_date, days), target,
+                                                 source, pause)
+    with local_errors(str(output_dir)):
+        storage.apply_retention(target.parent, settings.RETENTION_DAYS,
+                                settings.PUBLISH_LOCK_STALE_SECONDS)
     summary = _summary(target, entries, time.perf_counter() - started, False,
                        list(plan.missing_optional))
     log.info("batch %s: %d files, %s -> %s%s", source["prefix"], summary["files"],

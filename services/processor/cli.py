@@ -104,11 +104,12 @@ def _expected_errors() -> tuple[type[Exception], ...]:
     from services.processor.outputs import ScoreError
     from shared.contract import ContractError
     from shared.modelsets import ModelSetError
+    from shared.publish_lock import DateLocked
     from shared.settings import SettingsError
     from shared.storage import InvalidDate
 
     return (ContractError, InvalidDate, SettingsError, ModelError, ScoreError, TrainingError,
-            LearnError, ModelSetError, OSError)
+            LearnError, ModelSetError, OSError, DateLocked)
 
 
 def _fail(command: str, exc: Exception) -> int:

@@ -33,11 +33,12 @@ from services.processor.inputs import alert_rows, batch_identity, checksums, loa
 from services.processor.memory import disable_huge_pages, share_one_allocator
 from services.processor.models import Model, Models, cpu_threads, load_models
 from services.processor.scoring import Scoring
-from shared import contract
+from shared import contract, publish_lock
 from shared.modelsets import ModelSet
 from shared.settings import Settings
-from shared.storage import (ALERTS_RANKED, ALERTS_SCORED, CLUSTERS_SCORED, METADATA, date_dir,
-                            parse_date, publish, staging_dir)
+from shared.storage import (ALERTS_RANKED, ALERTS_SCORED, CLUSTERS_SCORED, METADATA,
+                            apply_retention, clean_stale, date_dir, parse_date, publish, resolve,
+                            staging_dir)
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date
     parse_date(processing_date)
     disable_huge_pages()
     share_one_allocator()
-    source, target = date_dir(input_dir, processing_date), date_dir(output_dir, processing_date)
+    target = date_dir(output_dir, processing_date)
     steps = Steps(f"batch {processing_date}", progress)
     if models is None:
         with steps.step("load_models"):
@@ -231,12 +232,34 @@ def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date
                                  engine=predictor.engine_setting(settings),
                                  cache_dir=settings.COMPILED_MODELS_DIR)
     model_set = model_set or ModelSet("", "override", models.alert_scorer.path.parent)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(target.parent, lock_stale_s=settings.PUBLISH_LOCK_STALE_SECONDS)
+    with publish_lock.publishing(target.parent, processing_date,
+                                 settings.PUBLISH_LOCK_WAIT_SECONDS,
+                                 settings.PUBLISH_LOCK_STALE_SECONDS):
+        metadata = _publish_batch(pinned_input(input_dir, processing_date), target,
+                                  processing_date, models, model_set, settings, steps)
+    apply_retention(target.parent, settings.RETENTION_DAYS, settings.PUBLISH_LOCK_STALE_SECONDS)
+    log.info("batch %s: published %s (%d alerts, %d clusters) in %.2fs", processing_date, target,
+             metadata["alert_count"], metadata["cluster_count"], metadata["timings_s"]["total"])
+    return metadata
+
+
+def pinned_input(input_dir: Path | str, processing_date: str) -> Path:
+    """The version folder input/{date} points at now: every file of the run is read from it,
+    so a republish of the input mid-run cannot pair new rows with old scores."""
+    link = date_dir(input_dir, processing_date)
+    return resolve(link) or link  # not there: load_inputs names the missing folder
+
+
+def _publish_batch(source: Path, target: Path, processing_date: str, models: Models,
+                   model_set: ModelSet, settings: Settings, steps: Steps) -> dict:
+    """Read source, write every result into a staging folder, publish it as target."""
     # A thread per call (not a module-level pool: RQ forks, and pool threads do not survive
     # a fork). Hashing runs beside the single-threaded feature work instead of after it.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="checksums") as pool:
         hashing = pool.submit(_timed_checksums, source)
         inputs, network, window = _read(source, processing_date, settings, steps)
-        target.parent.mkdir(parents=True, exist_ok=True)
         with staging_dir(target) as tmp:
             prediction_cpu, engines = _score_and_write(tmp, models, inputs, steps)
             sums, steps.seconds["checksums"] = hashing.result()
@@ -253,6 +276,4 @@ def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date
             outputs.write_metadata(metadata, tmp / METADATA)
     # Outside the block: once the rename is done, tmp is the live version and must stay.
     publish(tmp, target)
-    log.info("batch %s: published %s (%d alerts, %d clusters) in %.2fs", processing_date, target,
-             metadata["alert_count"], metadata["cluster_count"], metadata["timings_s"]["total"])
     return metadata

@@ -94,3 +94,21 @@ def test_a_killed_download_leaves_no_date_folder_and_the_next_run_completes(sot)
     assert result.returncode == 0, result.stderr
     assert (sot.settings.INPUT_DIR / DATE / "clusters.parquet").read_bytes() == \
         fake_batch()["clusters.parquet"]
+
+
+def test_a_date_being_published_by_another_run_exits_75_naming_it(sot):
+    """A manual download beside a worker's: the date stays as it was, the message names the owner."""
+    from shared import publish_lock
+
+    sot.put_batch(fake_batch())
+    assert _run(sot).returncode == 0
+    before = (sot.settings.INPUT_DIR / DATE).resolve()
+    record = publish_lock.acquire(sot.settings.INPUT_DIR, DATE, wait_s=0, stale_s=120)
+    try:
+        result = _run(sot, "--force", PUBLISH_LOCK_WAIT_SECONDS=0)
+    finally:
+        publish_lock.release(sot.settings.INPUT_DIR, DATE, record)
+    assert result.returncode == 75, result.stderr
+    assert (f"date {DATE} is being published by {record['host']} pid {record['pid']} since "
+            f"{record['since']}") in result.stderr
+    assert (sot.settings.INPUT_DIR / DATE).resolve() == before
