@@ -3,12 +3,16 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test models test-containers
+.PHONY: setup run test models test-containers constraints
 
 setup:  ## create .venv and install the project with every service's dependencies and the test tools
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+
+constraints:  ## re-pin constraints.txt from this .venv (after changing pyproject.toml's dependencies)
+	@{ sed -n '/^#/p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^aml[-_]miner' | LC_ALL=C sort -f; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 run:  ## the whole stack as local processes from compose.yaml (sample SOT by default); Ctrl-C stops it
 	@test -f .env || cp .env.example .env

@@ -7,7 +7,8 @@ the redis image becomes a local redis-server (or the Redis that already answers)
 Container names, paths and ports are mapped to this machine:
 
 - `//service:port` in any value  -> `//127.0.0.1:<local port>`
-- a mount target (`/data/...`)    -> its local folder (named volume `data` -> `volumes/`)
+- a mount target (`/data/...`)    -> its local folder (named volume `data` -> `volumes/`);
+                                     a folder above a file mount -> the same folder above its source
 - any other `/tmp/...` path       -> `volumes/.stack/<service>/tmp/...` (per container)
 - a published port                -> the same host port; unpublished ports keep their
                                      number when free, else get a free one.
@@ -173,6 +174,10 @@ class Mapper:
         for target, local in self.paths:
             if text == target or text.startswith(target + "/"):
                 return str(local) + text[len(target):]
+        for target, local in self.paths:  # a folder above a file mount (the miner's hotkey)
+            below = target[len(text):]
+            if text and target.startswith(text.rstrip("/") + "/") and str(local).endswith(below):
+                return str(local)[:-len(below)]
         return text
 
     def argv(self, args: list[str]) -> list[str]:

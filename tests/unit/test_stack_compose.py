@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 
@@ -165,3 +166,37 @@ def test_dockerignore_keeps_data_tests_and_caches_out():
     ignored = (REPO / ".dockerignore").read_text().split()
     for entry in ("volumes/", "tests/", ".git/", "**/__pycache__/", ".env"):
         assert entry in ignored
+
+
+def test_only_the_hotkey_file_reaches_the_miner():
+    env = {"BT_WALLET_PATH": "/home/op/wallets", "BT_WALLET_NAME": "miner",
+           "BT_WALLET_HOTKEY": "hot1"}
+    miner = resolved("miner", env=env)["services"]["miner"]
+    mounts = [(m["source"], m["target"], m.get("read_only")) for m in miner["volumes"]]
+    assert mounts == [("/home/op/wallets/miner/hotkeys/hot1", "/wallets/miner/hotkeys/hot1", True)]
+    assert miner["environment"]["BT_WALLET_PATH"] == "/wallets"
+
+
+def test_the_sot_keys_reach_the_downloader_only():
+    env = {"SOT_S3_ACCESS_KEY": "AKIA-test", "SOT_S3_SECRET_KEY": "s3cr3t"}
+    services = resolved("miner", env=env)["services"]
+    holders = sorted(name for name, svc in services.items()
+                     if "s3cr3t" in json.dumps(svc) or "AKIA-test" in json.dumps(svc))
+    assert holders == ["downloader"]
+
+
+def test_images_install_pinned_versions_from_the_constraints_file():
+    import tomllib
+
+    text = DOCKERFILE.read_text()
+    assert "COPY pyproject.toml README.md constraints.txt" in text
+    assert 'pip install -c constraints.txt ".[' in text
+    pins = dict(ln.split("==", 1) for ln in (REPO / "constraints.txt").read_text().splitlines()
+                if ln and not ln.startswith("#"))
+    pins = {re.sub(r"[-_.]+", "-", name).lower(): v for name, v in pins.items()}
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + [d for group in project["optional-dependencies"].values()
+                                        for d in group if not d.startswith("aml-miner")]
+    for dep in wanted:
+        name = re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9_.-]+", dep).group(0)).lower()
+        assert name in pins, f"{dep} (pyproject.toml) is not pinned in constraints.txt"

@@ -86,3 +86,12 @@ def test_the_miners_redis_is_a_server_of_its_own_on_another_port(tmp_path, monke
     assert services["miner"].env["MINER_REDIS_URL"] == \
         f"redis://127.0.0.1:{services['miner-redis'].port}/0"
     assert services["miner"].env["API_URL"] == f"http://127.0.0.1:{services['api'].port}"
+
+
+def test_the_wallet_folder_above_the_miners_hotkey_mount_maps_to_its_local_folder(tmp_path):
+    svc = {"volumes": [{"type": "bind", "source": "/home/op/wallets/miner/hotkeys/default",
+                        "target": "/wallets/miner/hotkeys/default"}]}
+    m = Mapper(tmp_path, "miner", svc, {})
+    assert m.value("/wallets") == "/home/op/wallets"
+    assert m.value("/wallets/miner/hotkeys/default") == "/home/op/wallets/miner/hotkeys/default"
+    assert m.value("/wall") == "/wall"
