@@ -114,6 +114,16 @@ def retry_policy(settings: Settings) -> Retry | None:
     return Retry(max=settings.JOB_RETRIES, interval=intervals or 0)
 
 
+def process_retry(settings: Settings) -> Retry | None:
+    """One more run for a processing job that died (SIGKILL, OOM, a restart) or failed for a
+    passing reason, after the first of JOB_RETRY_INTERVALS; bad input uses it up at once
+    (fail_now). JOB_RETRIES=0: none."""
+    policy = retry_policy(settings)
+    if policy is None:
+        return None
+    return Retry(max=1, interval=policy.intervals[0] if policy.intervals else 0)
+
+
 def check(settings: Settings) -> None:
     """Refuse job settings that cannot work, naming the variable (workers call it at start)."""
     retry_policy(settings)
@@ -217,13 +227,15 @@ def processing_wanted(conn: Redis, dl_id: str) -> bool:
 
 def enqueue_process(settings: Settings, network: str, processing_date: str, window_days,
                     connection: Redis) -> EnqueueResult:
-    """Queue a date's processing once (called by the download job when its input is published)."""
+    """Queue a date's processing once (called by the download job when its input is published);
+    a run killed mid-way (OOM, a restart) or failing for a passing reason runs once more."""
     return _enqueue_once(connection, settings.QUEUE_PROCESS, PROCESS_JOB,
                          process_id(network, processing_date, window_days),
                          {"network": network, "processing_date": processing_date,
                           "window_days": window(window_days)},
                          settings.JOB_TIMEOUT_PROCESS, f"process {network} {processing_date} "
-                                                       f"{window(window_days)}d")
+                                                       f"{window(window_days)}d",
+                         retry=process_retry(settings))
 
 
 def enqueue_learn(settings: Settings, network: str, processing_date: str, window_days,
@@ -252,7 +264,7 @@ def enqueue_backfill(settings: Settings, network: str, processing_date: str, win
 
 
 def _enqueue_once(connection: Redis, queue: str, func: str, jid: str, kwargs: dict,
-                  timeout: int, description: str) -> EnqueueResult:
+                  timeout: int, description: str, retry: Retry | None = None) -> EnqueueResult:
     """Queue a job under its deterministic id unless one is active; an ended record is replaced."""
     current = fetch(connection, jid)
     if current is not None and current.get_status() in ACTIVE:
@@ -261,7 +273,7 @@ def _enqueue_once(connection: Redis, queue: str, func: str, jid: str, kwargs: di
     try:
         Queue(queue, connection=connection).enqueue_call(
             func, kwargs=kwargs, timeout=timeout, result_ttl=RESULT_TTL, job_id=jid,
-            unique=True, description=description)
+            unique=True, description=description, retry=retry)
     except DuplicateJobError:
         return EnqueueResult(jid, False, "already queued (by a concurrent enqueue)")
     return EnqueueResult(jid, True, f"queued on {queue}")

@@ -238,8 +238,13 @@ def test_a_hard_kill_while_writing_leaves_the_previous_output(big, conn, process
     assert jobs.date_status(big, NETWORK, DATE, WINDOW).state == "processing"
     jobs.reap_abandoned(big, conn, now=time.time() + 3600)  # an hour on, injected
     status = jobs.date_status(big, NETWORK, DATE, WINDOW)
-    assert status.state == "failed" and "worker running it died" in status.reason
-    assert jobs.enqueue_download(big, NETWORK, DATE, WINDOW, force=True).enqueued
+    assert status.state == "queued" and status.stage == "process"  # its one retry, by itself
+    assert jobs.fetch(conn, PR_ID).retries_left == 0
+    process_worker(big)  # the restarted container
+    wait_for(lambda: job.get_status() == JobStatus.FINISHED, timeout=300,
+             what="the retried job to publish")
+    assert storage.resolve(big.OUTPUT_DIR / DATE) != version
+    assert complete_or_absent(big.OUTPUT_DIR / DATE)
 
 
 def test_a_plain_rq_worker_runs_the_process_job_loading_models_itself(chain_settings, conn,
