@@ -7,8 +7,10 @@ enqueues the process job) never loads the processor's code or LightGBM.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,47 +56,76 @@ def window(window_days) -> int:
     return value
 
 
-def job_id(kind: str, network: str, processing_date: str, window_days) -> str:
-    """The id of one (kind, network, date, window), e.g. download-bitcoin-2025-10-26-7."""
+NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_]*$")
+
+
+def namespace(settings: Settings) -> str:
+    """This stack's prefix for every queue, job id and key in Redis ('' for none).
+
+    REDIS_NAMESPACE=auto (the default) derives it from OUTPUT_DIR's real path: stacks that
+    publish into different folders share nothing in one Redis (not queues, not job records,
+    not schedule ticks), while every worker of one stack (also on other hosts mounting the
+    same volume at the same path) agrees on it.
+    """
+    value = settings.REDIS_NAMESPACE
+    if value == "auto":
+        folder = os.path.realpath(os.fspath(settings.OUTPUT_DIR))
+        return "s" + hashlib.sha256(folder.encode()).hexdigest()[:10]
+    if not NAMESPACE_RE.match(value):
+        raise SettingsError(f"REDIS_NAMESPACE={value!r} may hold only letters, digits and '_' "
+                            "(or be 'auto', or empty for none)")
+    return value
+
+
+def queue_name(settings: Settings, queue: str) -> str:
+    """A queue's name in Redis: QUEUE_* under this stack's namespace."""
+    ns = namespace(settings)
+    return f"{ns}-{queue}" if ns else queue
+
+
+def job_id(kind: str, network: str, processing_date: str, window_days, ns: str = "") -> str:
+    """The id of one (kind, network, date, window) in namespace ns, e.g.
+    download-bitcoin-2025-10-26-7 (ns empty) or s1a2b3c4d5e-download-bitcoin-2025-10-26-7."""
     if not isinstance(network, str) or not NETWORK_RE.match(network):
         raise JobArgumentError(f"network={network!r} may hold only letters, digits and '_'")
     try:
         storage.parse_date(processing_date)
     except storage.InvalidDate as exc:
         raise JobArgumentError(str(exc)) from exc
-    return f"{kind}-{network}-{processing_date}-{window(window_days)}"
+    return f"{ns + '-' if ns else ''}{kind}-{network}-{processing_date}-{window(window_days)}"
 
 
-def download_id(network: str, processing_date: str, window_days) -> str:
+def download_id(network: str, processing_date: str, window_days, ns: str = "") -> str:
     """Job id of a date's download."""
-    return job_id("download", network, processing_date, window_days)
+    return job_id("download", network, processing_date, window_days, ns)
 
 
-def process_id(network: str, processing_date: str, window_days) -> str:
+def process_id(network: str, processing_date: str, window_days, ns: str = "") -> str:
     """Job id of a date's processing."""
-    return job_id("process", network, processing_date, window_days)
+    return job_id("process", network, processing_date, window_days, ns)
 
 
-def learn_id(network: str, processing_date: str, window_days) -> str:
+def learn_id(network: str, processing_date: str, window_days, ns: str = "") -> str:
     """Job id of the learn for a date (it learns from the dates before it)."""
-    return job_id("learn", network, processing_date, window_days)
+    return job_id("learn", network, processing_date, window_days, ns)
 
 
-def backfill_id(network: str, processing_date: str, window_days) -> str:
+def backfill_id(network: str, processing_date: str, window_days, ns: str = "") -> str:
     """Job id of the history backfill that comes before a network's first learn."""
-    return job_id("backfill", network, processing_date, window_days)
+    return job_id("backfill", network, processing_date, window_days, ns)
 
 
-def chain_ids(network: str, processing_date: str, window_days) -> tuple[str, str]:
+def chain_ids(network: str, processing_date: str, window_days, ns: str = "") -> tuple[str, str]:
     """The download and process job ids of one date."""
-    return (download_id(network, processing_date, window_days),
-            process_id(network, processing_date, window_days))
+    return (download_id(network, processing_date, window_days, ns),
+            process_id(network, processing_date, window_days, ns))
 
 
-def first_learn_ids(network: str, processing_date: str, window_days) -> tuple[str, str]:
+def first_learn_ids(network: str, processing_date: str, window_days,
+                    ns: str = "") -> tuple[str, str]:
     """The backfill and learn job ids of a date whose processing waits for the first learn."""
-    return (backfill_id(network, processing_date, window_days),
-            learn_id(network, processing_date, window_days))
+    return (backfill_id(network, processing_date, window_days, ns),
+            learn_id(network, processing_date, window_days, ns))
 
 
 def connect(settings: Settings) -> Redis:
@@ -127,6 +158,7 @@ def process_retry(settings: Settings) -> Retry | None:
 def check(settings: Settings) -> None:
     """Refuse job settings that cannot work, naming the variable (workers call it at start)."""
     retry_policy(settings)
+    namespace(settings)
     for name in ("HEARTBEAT_INTERVAL", "JOB_TIMEOUT_DOWNLOAD", "JOB_TIMEOUT_PROCESS",
                  "JOB_TIMEOUT_LEARN", "LEARN_EVERY_DAYS", "LEARN_MAX_DATES", "LEARN_MAX_ROWS"):
         if getattr(settings, name) <= 0:
@@ -158,7 +190,8 @@ def reap_abandoned(settings: Settings, connection: Redis, now: float | None = No
     killed job shows as failed, and can be forced again, once its heartbeat has lapsed.
     """
     for queue in (settings.QUEUE_DOWNLOAD, settings.QUEUE_PROCESS, settings.QUEUE_LEARN):
-        StartedJobRegistry(queue, connection=connection).cleanup(timestamp=now)
+        StartedJobRegistry(queue_name(settings, queue), connection=connection).cleanup(
+            timestamp=now)
 
 
 def fetch(connection: Redis, jid: str) -> Job | None:
@@ -189,15 +222,16 @@ def enqueue_download(settings: Settings, network: str, processing_date: str, win
     """
     conn = connection or connect(settings)
     days = window(window_days)
-    dl_id, pr_id = chain_ids(network, processing_date, days)
+    ns = namespace(settings)
+    dl_id, pr_id = chain_ids(network, processing_date, days, ns)
     reap_abandoned(settings, conn)
     reason = _blocker(conn, settings, network, processing_date, days, force, process)
     if reason:
         log.info("enqueue %s: not queued: %s", dl_id, reason)
         return EnqueueResult(dl_id, False, reason)
-    _clear_ended(conn, (dl_id, pr_id, *first_learn_ids(network, processing_date, days)))
+    _clear_ended(conn, (dl_id, pr_id, *first_learn_ids(network, processing_date, days, ns)))
     try:
-        Queue(settings.QUEUE_DOWNLOAD, connection=conn).enqueue_call(
+        Queue(queue_name(settings, settings.QUEUE_DOWNLOAD), connection=conn).enqueue_call(
             DOWNLOAD_JOB, kwargs={"network": network, "processing_date": processing_date,
                                   "window_days": days, "force": force, "process": process},
             timeout=settings.JOB_TIMEOUT_DOWNLOAD, result_ttl=RESULT_TTL, job_id=dl_id,
@@ -206,9 +240,10 @@ def enqueue_download(settings: Settings, network: str, processing_date: str, win
                         + ("" if process else " (no processing)"))
     except DuplicateJobError:
         return EnqueueResult(dl_id, False, "already queued (by a concurrent enqueue)")
-    log.info("enqueue %s: queued on %s%s%s", dl_id, settings.QUEUE_DOWNLOAD,
+    queue = queue_name(settings, settings.QUEUE_DOWNLOAD)
+    log.info("enqueue %s: queued on %s%s%s", dl_id, queue,
              " (force)" if force else "", "" if process else " (no processing)")
-    return EnqueueResult(dl_id, True, f"queued on {settings.QUEUE_DOWNLOAD}")
+    return EnqueueResult(dl_id, True, f"queued on {queue}")
 
 
 def _processing_key(dl_id: str) -> str:
@@ -229,8 +264,8 @@ def enqueue_process(settings: Settings, network: str, processing_date: str, wind
                     connection: Redis) -> EnqueueResult:
     """Queue a date's processing once (called by the download job when its input is published);
     a run killed mid-way (OOM, a restart) or failing for a passing reason runs once more."""
-    return _enqueue_once(connection, settings.QUEUE_PROCESS, PROCESS_JOB,
-                         process_id(network, processing_date, window_days),
+    return _enqueue_once(connection, queue_name(settings, settings.QUEUE_PROCESS), PROCESS_JOB,
+                         process_id(network, processing_date, window_days, namespace(settings)),
                          {"network": network, "processing_date": processing_date,
                           "window_days": window(window_days)},
                          settings.JOB_TIMEOUT_PROCESS, f"process {network} {processing_date} "
@@ -242,8 +277,8 @@ def enqueue_learn(settings: Settings, network: str, processing_date: str, window
                   connection: Redis, then_process: bool = False) -> EnqueueResult:
     """Queue the learn for a date on the learn queue; then_process: the date's processing
     waits for it (a network's first learn), and the learn job queues it when done."""
-    return _enqueue_once(connection, settings.QUEUE_LEARN, LEARN_JOB,
-                         learn_id(network, processing_date, window_days),
+    return _enqueue_once(connection, queue_name(settings, settings.QUEUE_LEARN), LEARN_JOB,
+                         learn_id(network, processing_date, window_days, namespace(settings)),
                          {"network": network, "processing_date": processing_date,
                           "window_days": window(window_days), "then_process": then_process},
                          settings.JOB_TIMEOUT_LEARN, f"learn {network} for {processing_date} "
@@ -254,8 +289,8 @@ def enqueue_backfill(settings: Settings, network: str, processing_date: str, win
                      connection: Redis) -> EnqueueResult:
     """Queue the backfill of LEARN_HISTORY_DAYS dates before a date (then its first learn)."""
     days = window(window_days)
-    return _enqueue_once(connection, settings.QUEUE_DOWNLOAD, BACKFILL_JOB,
-                         backfill_id(network, processing_date, days),
+    return _enqueue_once(connection, queue_name(settings, settings.QUEUE_DOWNLOAD), BACKFILL_JOB,
+                         backfill_id(network, processing_date, days, namespace(settings)),
                          {"network": network, "processing_date": processing_date,
                           "window_days": days},
                          settings.JOB_TIMEOUT_DOWNLOAD * max(1, settings.LEARN_HISTORY_DAYS),
@@ -282,7 +317,7 @@ def _enqueue_once(connection: Redis, queue: str, func: str, jid: str, kwargs: di
 def _blocker(conn: Redis, settings: Settings, network: str, processing_date: str, days: int,
              force: bool, process: bool = True) -> str:
     """Why a date must not be queued now ('' when it may be)."""
-    for _stage, job in chain_jobs(conn, network, processing_date, days):
+    for _stage, job in chain_jobs(conn, network, processing_date, days, namespace(settings)):
         if job is None or job.get_status() not in ACTIVE:
             continue
         if process and job.kwargs.get("process") is False:
@@ -355,7 +390,8 @@ def date_status(settings: Settings, network: str, processing_date: str, window_d
     conn = connection or connect(settings)
     days = window(window_days)
     reap_abandoned(settings, conn)
-    jobs = chain_jobs(conn, network, processing_date, days)
+    ns = namespace(settings)
+    jobs = chain_jobs(conn, network, processing_date, days, ns)
     version = published_version(settings, network, processing_date, days)
     for stage, job in jobs:
         active = _active_status(stage, job, version)
@@ -367,25 +403,25 @@ def date_status(settings: Settings, network: str, processing_date: str, window_d
             return DateStatus(job.id, "failed", stage, failure_reason(job), version,
                               _progress(job))
     if version:
-        return DateStatus(process_id(network, processing_date, days), "published", "process",
+        return DateStatus(process_id(network, processing_date, days, ns), "published", "process",
                           "", version, _progress(jobs[-1][1]))
     if storage.resolve(storage.date_dir(settings.INPUT_DIR, processing_date)) is not None:
-        return DateStatus(download_id(network, processing_date, days), "downloaded", "download",
+        return DateStatus(download_id(network, processing_date, days, ns), "downloaded", "download",
                           "input present, not processed (a backfilled date; `aml-miner "
                           "enqueue` processes it)")
-    return DateStatus(download_id(network, processing_date, days), "not-enqueued")
+    return DateStatus(download_id(network, processing_date, days, ns), "not-enqueued")
 
 
 STARTED_STATE = {"download": "downloading", "backfill": "backfilling", "learn": "learning",
                  "process": "processing"}
 
 
-def chain_jobs(conn: Redis, network: str, processing_date: str,
-               days: int) -> list[tuple[str, Job | None]]:
+def chain_jobs(conn: Redis, network: str, processing_date: str, days: int,
+               ns: str = "") -> list[tuple[str, Job | None]]:
     """The jobs a date's publication goes through, in order: download, the first learn's
     backfill and learn (only when the date's processing waits for them), process."""
-    dl_id, pr_id = chain_ids(network, processing_date, days)
-    bf_id, ln_id = first_learn_ids(network, processing_date, days)
+    dl_id, pr_id = chain_ids(network, processing_date, days, ns)
+    bf_id, ln_id = first_learn_ids(network, processing_date, days, ns)
     learn = fetch(conn, ln_id)
     if learn is not None and not learn.kwargs.get("then_process"):
         learn = None  # a routine learn runs beside the chain; the date does not wait for it
@@ -409,7 +445,7 @@ def learn_status(settings: Settings, network: str, processing_date: str, window_
                  connection: Redis | None = None) -> str | None:
     """One line on the learn job of a date (queued, running, its decision), None if none ran."""
     conn = connection or connect(settings)
-    job = fetch(conn, learn_id(network, processing_date, window(window_days)))
+    job = fetch(conn, learn_id(network, processing_date, window(window_days), namespace(settings)))
     if job is None:
         return None
     status = job.get_status()

@@ -72,16 +72,17 @@ def date_for(tick: dt.datetime, offset_days: int = 0) -> str:
     return (_utc(tick).date() - dt.timedelta(days=offset_days)).isoformat()
 
 
-def tick_id(network: str, window_days: int, tick: dt.datetime) -> str:
-    """Deterministic id of one tick, so any number of workers arm it once."""
-    return f"schedule-{network}-{jobs.window(window_days)}-{_utc(tick):%Y%m%dT%H%M}"
+def tick_id(network: str, window_days: int, tick: dt.datetime, ns: str = "") -> str:
+    """Deterministic id of one tick in a stack's namespace, so its workers arm it once."""
+    return (f"{ns + '-' if ns else ''}schedule-{network}-{jobs.window(window_days)}-"
+            f"{_utc(tick):%Y%m%dT%H%M}")
 
 
 def arm(settings: Settings, connection: Redis, tick: dt.datetime) -> bool:
     """Schedule the tick on the download queue; False when it is already armed or done."""
-    tid = tick_id(settings.NETWORK, settings.WINDOW_DAYS, tick)
+    tid = tick_id(settings.NETWORK, settings.WINDOW_DAYS, tick, jobs.namespace(settings))
     try:
-        Queue(settings.QUEUE_DOWNLOAD, connection=connection).enqueue_at(
+        Queue(jobs.queue_name(settings, settings.QUEUE_DOWNLOAD), connection=connection).enqueue_at(
             _utc(tick), TICK_JOB, job_id=tid, unique=True, result_ttl=TICK_RESULT_TTL,
             kwargs={"network": settings.NETWORK, "window_days": settings.WINDOW_DAYS,
                     "tick": _utc(tick).isoformat()},
@@ -100,8 +101,8 @@ def ensure_armed(settings: Settings, connection: Redis,
     at = parse_time(settings.SCHEDULE_TIME_UTC)
     now = now or dt.datetime.now(UTC)
     ticks = (last_tick(now, at), next_tick(now, at))
-    return [tick_id(settings.NETWORK, settings.WINDOW_DAYS, t) for t in ticks
-            if arm(settings, connection, t)]
+    return [tick_id(settings.NETWORK, settings.WINDOW_DAYS, t, jobs.namespace(settings))
+            for t in ticks if arm(settings, connection, t)]
 
 
 def schedule_tick(network: str, window_days: int, tick: str) -> str:

@@ -72,6 +72,7 @@ class Settings:
 
     # Job chain (Redis + RQ).
     REDIS_URL: str = "redis://127.0.0.1:6379/0"
+    REDIS_NAMESPACE: str = "auto"  # per-stack prefix of queues, job ids and ticks (jobs.namespace)
     QUEUE_DOWNLOAD: str = "download"
     QUEUE_PROCESS: str = "process"
     JOB_TIMEOUT_DOWNLOAD: int = 1800

@@ -108,7 +108,8 @@ def build(settings: Settings, queue: str,
     """A worker on one queue, heartbeating every HEARTBEAT_INTERVAL seconds, idle or busy."""
     interval = max(1, settings.HEARTBEAT_INTERVAL)
     # RQ blocks on dequeue for worker_ttl - 15 s between idle heartbeats.
-    worker = HeartbeatWorker([queue], connection=jobs.connect(settings),
+    # RQ's queue carries the stack's namespace; the heartbeat file (per host) keeps the plain name
+    worker = HeartbeatWorker([jobs.queue_name(settings, queue)], connection=jobs.connect(settings),
                              name=worker_name(queue),
                              worker_ttl=interval + 15, job_monitoring_interval=interval,
                              # RQ's default 10 min: a job whose worker died is noticed sooner
@@ -129,8 +130,8 @@ def run(settings: Settings, queue: str, burst: bool = False,
     prepare(job), if given, runs in the worker before each job is forked (e.g. loading models).
     """
     worker = build(settings, queue, upkeep, prepare)
-    log.info("worker %s: listening on %s, heartbeat %s every %d s", worker.name, queue,
-             worker.heartbeat_file, settings.HEARTBEAT_INTERVAL)
+    log.info("worker %s: listening on %s, heartbeat %s every %d s", worker.name,
+             jobs.queue_name(settings, queue), worker.heartbeat_file, settings.HEARTBEAT_INTERVAL)
     # The scheduler moves due retries (and the daily tick) from the scheduled registry to the queue
     worker.work(burst=burst, with_scheduler=True, logging_level=None)
     return 0

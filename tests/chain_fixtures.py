@@ -22,8 +22,10 @@ RQ = str(Path(sys.executable).with_name("rq"))
 CHAIN_REDIS_URL = redis_db.url(12)  # this area's DB; only it is ever flushed
 # DB 12, retries without waiting, a fast heartbeat, no schedule and no learning unless a
 # test turns them on.
+# REDIS_NAMESPACE empty: these tests name queues and job ids plainly (test_chain_stacks
+# covers namespaces).
 CHAIN = dict(REDIS_URL=CHAIN_REDIS_URL, JOB_RETRY_INTERVALS=("0",), HEARTBEAT_INTERVAL=1,
-             SCHEDULE_ENABLED=False, LEARN_ENABLED=False)
+             SCHEDULE_ENABLED=False, LEARN_ENABLED=False, REDIS_NAMESPACE="")
 
 
 def env_of(settings: Settings) -> dict[str, str]:

@@ -27,7 +27,7 @@ def download_job(network: str, processing_date: str, window_days, force: bool = 
     job = get_current_job()
     try:
         settings, days = Settings.from_env(), jobs.window(window_days)
-        canonical = jobs.download_id(network, processing_date, days)
+        canonical = jobs.download_id(network, processing_date, days, jobs.namespace(settings))
     except PERMANENT as exc:  # bad configuration or arguments: no retry can help
         _failed(job, exc, processing_date)
         raise
@@ -86,7 +86,7 @@ def _chain(settings: Settings, job, network: str, processing_date: str, days: in
     result = {"files": files, "bytes": size, "seconds": round(seconds, 3)}
     connection = job.connection if job is not None else jobs.connect(settings)
     if not process and not jobs.processing_wanted(connection, jobs.download_id(
-            network, processing_date, days)):
+            network, processing_date, days, jobs.namespace(settings))):
         log.info("download %s %s %sd: not processed (backfill)", network, processing_date, days)
         return result
     chained = _next(settings, network, processing_date, days, connection)

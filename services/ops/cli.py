@@ -351,7 +351,7 @@ def _schedule(args, settings) -> int:
         schedule.ensure_armed(settings, connection)
     now = dt.datetime.now(dt.timezone.utc)
     tick = schedule.next_tick(now, schedule.parse_time(settings.SCHEDULE_TIME_UTC))
-    tid = schedule.tick_id(settings.NETWORK, settings.WINDOW_DAYS, tick)
+    tid = schedule.tick_id(settings.NETWORK, settings.WINDOW_DAYS, tick, jobs.namespace(settings))
     armed = jobs.fetch(connection, tid) is not None
     print(f"schedule: next run {tick.isoformat()} enqueues {settings.NETWORK} "
           f"{schedule.date_for(tick, settings.SCHEDULE_DATE_OFFSET_DAYS)} {settings.WINDOW_DAYS}d "

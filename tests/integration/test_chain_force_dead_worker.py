@@ -16,7 +16,7 @@ REDIS_URL = redis_db.url(12)  # the chain tests' database
 
 
 def test_force_clears_a_failed_job_whose_execution_record_is_gone(settings):
-    s = settings.replace(REDIS_URL=REDIS_URL)
+    s = settings.replace(REDIS_URL=REDIS_URL, REDIS_NAMESPACE="")
     conn = redis.Redis.from_url(REDIS_URL)
     conn.flushdb()
     dl_id, _ = jobs.chain_ids(s.NETWORK, "2025-09-30", s.WINDOW_DAYS)
