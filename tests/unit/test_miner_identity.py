@@ -42,3 +42,16 @@ def test_only_the_public_hotkey_file_is_needed_to_verify(tmp_path):
     (tmp_path / "op" / "hotkeys" / "default").unlink()  # keep only defaultpub.txt
     settings = Settings.from_env({}).replace(BT_WALLET_NAME="op", BT_WALLET_PATH=str(tmp_path))
     assert miner_hotkey(settings) == wallet.hotkey.ss58_address
+
+
+def test_the_hotkey_file_alone_is_enough(tmp_path):
+    """What compose mounts into the miner: hotkeys/<name> only (no pub file, no coldkey)."""
+    wallet = make_wallet(tmp_path / "full", name="op", hotkey="hk1")
+    only = tmp_path / "only" / "op" / "hotkeys"
+    only.mkdir(parents=True)
+    (only / "hk1").write_bytes((tmp_path / "full" / "op" / "hotkeys" / "hk1").read_bytes())
+    settings = Settings.from_env({"BT_WALLET_NAME": "op", "BT_WALLET_HOTKEY": "hk1",
+                                  "BT_WALLET_PATH": str(tmp_path / "only")})
+    assert miner_hotkey(settings) == wallet.hotkey.ss58_address
+    assert load_wallet(settings).hotkey.sign(b"nonce")
+    assert sorted(p.name for p in (tmp_path / "only").rglob("*")) == ["hk1", "hotkeys", "op"]
