@@ -216,6 +216,16 @@ def clean_stale(root: Path, older_than_s: float = 6 * 3600, lock_stale_s: float 
     return len(stale)
 
 
+def _remove_date(link: Path) -> int:
+    if link.is_symlink():
+        link.unlink()
+        return 1
+    if link.is_dir():
+        shutil.rmtree(link, ignore_errors=True)
+        return 1
+    return 0
+
+
 def apply_retention(root: Path, days: int, lock_stale_s: float = 120.0) -> tuple[int, int]:
     """Remove dates older than `days` before the newest date under root, with their versions.
 
@@ -237,17 +247,14 @@ def apply_retention(root: Path, days: int, lock_stale_s: float = 120.0) -> tuple
         if publish_lock.held(root, day, lock_stale_s):
             log.info("%s: retention skips %s (being published)", root, day)
             continue
-        link = root / day
-        if link.is_symlink():
-            link.unlink()
-            removed_dates += 1
-        elif link.is_dir():
-            shutil.rmtree(link, ignore_errors=True)
-            removed_dates += 1
-        for name in (n for n in names if _version_date(n) == day):
-            _remove_version(versions / name)
-            removed_versions += 1
-        publish_lock.lock_path(root, day).unlink(missing_ok=True)
+        try:
+            removed_dates += _remove_date(root / day)
+            for name in (n for n in names if _version_date(n) == day):
+                _remove_version(versions / name)
+                removed_versions += 1
+            publish_lock.lock_path(root, day).unlink(missing_ok=True)
+        except OSError as exc:  # housekeeping: the date just published stays published
+            log.warning("%s: retention could not remove %s: %s", root, day, exc)
     if removed_dates or removed_versions:
         log.info("%s: retention (RETENTION_DAYS=%d, dates before %s): removed %d date(s) and "
                  "%d version folder(s)", root, days, cutoff, removed_dates, removed_versions)
