@@ -35,8 +35,9 @@ def s(chain_settings):
 
 def start_worker(settings) -> subprocess.Popen:
     """A process worker in a session of its own, so a SIGKILL of its group spares the tests."""
+    log = (Path(settings.OUTPUT_DIR).parent / "worker.log").open("a")
     return subprocess.Popen([sys.executable, "-m", "services.cli", "worker", "process"],
-                            cwd=REPO, env=process_env(settings), stdout=(Path(settings.OUTPUT_DIR).parent / "worker.log").open("a"),
+                            cwd=REPO, env=process_env(settings), stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 

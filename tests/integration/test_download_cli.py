@@ -97,7 +97,7 @@ def test_a_killed_download_leaves_no_date_folder_and_the_next_run_completes(sot)
 
 
 def test_a_date_being_published_by_another_run_exits_75_naming_it(sot):
-    """A manual download beside a worker's: the date stays as it was, the message names the owner."""
+    """A manual download beside a worker's: the date stays as it was; the message names it."""
     from shared import publish_lock
 
     sot.put_batch(fake_batch())
