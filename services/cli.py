@@ -13,10 +13,10 @@ import argparse
 import importlib
 import logging
 import sys
-from importlib import metadata
 
 from shared.logs import configure
 from shared.settings import Settings, SettingsError
+from shared.version import package_version
 
 COMMAND_MODULES = (
     "services.processor.cli",
@@ -30,17 +30,9 @@ COMMAND_MODULES = (
 log = logging.getLogger("aml_miner")
 
 
-def version() -> str:
-    """The installed package's version (pyproject.toml), or why it is unknown."""
-    try:
-        return metadata.version("aml-miner")
-    except metadata.PackageNotFoundError:
-        return "unknown (the aml-miner package is not installed: run `make setup`)"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aml-miner", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     worker = sub.add_parser("worker", help="run an RQ worker: download, process or learn")
     queues = worker.add_subparsers(dest="queue", required=True, metavar="QUEUE")
