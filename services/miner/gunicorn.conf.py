@@ -16,8 +16,8 @@ configure(_settings.LOG_LEVEL, _secrets)
 bind = bind_address(_settings.MINER_HOST, _settings.MINER_PORT)
 wsgi_app = "services.miner.app:create_app()"
 # gevent: each connection is a greenlet, so a client that trickles its request headers holds
-# a few KB, not a thread (gthread parses headers in its pool threads: 64 slow connections
-# starved 2 workers x 4 threads and a signed validator went unanswered).
+# a few KB, not a thread (gthread parses headers in its pool threads, which slow clients
+# can all hold while a signed validator waits).
 worker_class = "gevent"
 workers = _settings.MINER_WORKERS
 worker_connections = _settings.MINER_WORKER_CONNECTIONS
