@@ -55,20 +55,14 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.005):
 
 
 def start_redis(work: Path) -> tuple[subprocess.Popen, str]:
-    import redis
+    from shared.redis_ping import redis_answers
 
     port = free_port()
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                              "--save", "", "--appendonly", "no", "--dir", str(work)],
                             stdout=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
-
-    def answers():
-        try:
-            return redis.Redis.from_url(url).ping()
-        except redis.RedisError:
-            return False
-    wait_for(answers, 10, "redis-server")
+    wait_for(lambda: redis_answers(url), 10, "redis-server")
     return proc, url
 
 

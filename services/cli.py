@@ -2,7 +2,9 @@
 
 Service command modules import only argparse at module level; heavy libraries
 (lightgbm, boto3, bittensor) are imported inside the handler that needs them, so
-the downloader image never loads LightGBM just to parse arguments.
+the downloader image never loads LightGBM just to parse arguments. A module may
+also register RQ workers (`add_workers`, under `aml-miner worker`) and a part of
+`aml-miner preflight` (`PREFLIGHT_PART` and `preflight_checks`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 
 from shared.logs import configure
 from shared.settings import Settings, SettingsError
+from shared.version import package_version
 
 COMMAND_MODULES = (
     "services.processor.cli",
@@ -29,9 +32,19 @@ log = logging.getLogger("aml_miner")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aml-miner", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    worker = sub.add_parser("worker", help="run an RQ worker: download, process or learn")
+    queues = worker.add_subparsers(dest="queue", required=True, metavar="QUEUE")
+    parts = {}
     for name in COMMAND_MODULES:
-        importlib.import_module(name).add_commands(sub)
+        module = importlib.import_module(name)
+        module.add_commands(sub)
+        if hasattr(module, "add_workers"):
+            module.add_workers(queues)
+        if hasattr(module, "preflight_checks"):
+            parts[module.PREFLIGHT_PART] = module.preflight_checks
+    parser.set_defaults(preflight_parts=parts)
     return parser
 
 
@@ -40,11 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
-    except SettingsError as exc:
-        print(f"aml-miner: configuration error: {exc}", file=sys.stderr)
+        configure(settings.LOG_LEVEL)
+        return int(args.func(args, settings) or 0)
+    except SettingsError as exc:  # at start, or a check a command makes before its work
+        print(f"aml-miner {args.command}: configuration error: {exc}", file=sys.stderr)
         return 2
-    configure(settings.LOG_LEVEL)
-    return int(args.func(args, settings) or 0)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""The daily schedule: at SCHEDULE_TIME_UTC enqueue the newest SOT date, with RQ's own enqueue_at.
+"""The daily schedule: at SCHEDULE_TIME_UTC, queue one date's download (its processing follows).
 
-Each tick is a scheduled RQ job that first arms the next tick, then enqueues the
+The date is the tick's UTC day minus SCHEDULE_DATE_OFFSET_DAYS (default 0: the SOT
+publishes date D at about 00:00 UTC of D). Each tick is a scheduled RQ job that first arms the next tick, then enqueues the
 date through `jobs.enqueue_download` (same ids as a manual enqueue, so the two
 never double-run). The download worker's built-in RQ scheduler moves a due tick
 onto the queue. Why not `rq cron`: it reads cron fields in the host's local time

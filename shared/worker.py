@@ -122,6 +122,14 @@ def build(settings: Settings, queue: str,
     return worker
 
 
+def check_settings(settings: Settings) -> None:
+    """The chain's settings a worker needs (jobs, schedule); SettingsError names a bad one."""
+    from shared import schedule
+
+    jobs.check(settings)
+    schedule.check(settings)
+
+
 def run(settings: Settings, queue: str, burst: bool = False,
         upkeep: Callable[[HeartbeatWorker], None] | None = None,
         prepare: Callable[[Job], None] | None = None) -> int:

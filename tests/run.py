@@ -10,14 +10,8 @@ import time
 
 import redis
 
+from shared.redis_ping import redis_answers
 from tests import redis_db
-
-
-def redis_answers(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
-    except redis.RedisError:
-        return False
 
 
 def start_redis(url: str) -> subprocess.Popen:

@@ -102,7 +102,8 @@ SCHEMAS = {
     "Health": {"type": "object", "properties": {
         "status": {"type": "string", "enum": ["ok", "unavailable"]},
         "output_dir_readable": {"type": "boolean"},
-        "latest": {"type": "string", "nullable": True}, "network": {"type": "string"}}},
+        "latest": {"type": "string", "nullable": True}, "network": {"type": "string"},
+        "version": {"type": "string", "description": "the aml-miner package version serving"}}},
 }
 
 SPEC = {

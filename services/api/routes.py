@@ -6,6 +6,8 @@ from flask import Blueprint, current_app, request
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import BaseConverter
 
+from shared.version import package_version
+
 from . import params, responses
 from .cache import ALERT_RANKINGS, ALERT_SCORES, CLUSTER_SCORES
 from .render import ListKind, dumps, static_body
@@ -85,12 +87,12 @@ def dates():
 
 @bp.get("/health")
 def health():
-    """Liveness, whether OUTPUT_DIR is readable, and the newest date."""
+    """Liveness, whether OUTPUT_DIR is readable, the newest date, and this code's version."""
     results = _results()
     readable = results.folder.readable()
     latest = results.latest() if readable else None
     body = {"status": "ok" if readable else "unavailable", "output_dir_readable": readable,
-            "latest": latest, "network": _network()}
+            "latest": latest, "network": _network(), "version": package_version()}
     return responses.send_json(dumps(body), 200 if readable else 503)
 
 

@@ -10,6 +10,33 @@ EXIT_PERMANENT = 1
 EXIT_TEMPFAIL = 75  # sysexits EX_TEMPFAIL: a wrapper script may try again later
 
 
+PREFLIGHT_PART = "SOT"
+
+
+def add_workers(queues) -> None:
+    """Register `aml-miner worker download` on the worker command's parser."""
+    p = queues.add_parser("download", help="work the download queue; also keeps the daily "
+                                           "schedule armed")
+    p.add_argument("--burst", action="store_true", help="quit when the queue is empty")
+    p.set_defaults(func=run_worker)
+
+
+def run_worker(args, settings) -> int:
+    """The download worker, once the chain's settings pass their checks."""
+    from shared import worker
+    from services.downloader.worker import run
+
+    worker.check_settings(settings)  # fail at start, not in the first job
+    return run(settings, burst=args.burst)
+
+
+def preflight_checks(settings, processing_date: str):
+    """`aml-miner preflight`'s SOT part: the bucket answers and lists the date."""
+    from services.downloader.preflight import checks
+
+    return checks(settings, processing_date)
+
+
 def add_commands(sub) -> None:
     """Register this service's subcommands on the aml-miner parser."""
     p = sub.add_parser("download", help="download one date's SOT batch, verified, into INPUT_DIR",

@@ -13,6 +13,7 @@ from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from shared.settings import Settings
+from shared.version import package_version
 
 from . import config, store
 from .auth import RedisNonceStore, authenticate
@@ -153,9 +154,10 @@ def _report() -> tuple[dict, int]:
 
 
 def health():
-    """Unauthenticated: the status only (details go to the log when the status changes)."""
+    """Unauthenticated: the status and the version only (details go to the log when the
+    status changes)."""
     report, status = _report()
-    return jsonify({"status": report["status"]}), status
+    return jsonify({"status": report["status"], "version": package_version()}), status
 
 
 def health_details():

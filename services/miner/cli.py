@@ -9,6 +9,16 @@ GUNICORN_CONF = Path(__file__).with_name("gunicorn.conf.py")
 WSGI_APP = "services.miner.app:create_app()"
 
 
+PREFLIGHT_PART = "miner"
+
+
+def preflight_checks(settings, processing_date: str):
+    """`aml-miner preflight`'s miner part: hotkey, settings, registration on NETUID."""
+    from services.miner.preflight import checks
+
+    return checks(settings)
+
+
 def add_commands(sub) -> None:
     """Register this service's subcommands on the aml-miner parser."""
     serve = sub.add_parser("serve-miner", help="serve our results to the subnet's validators "

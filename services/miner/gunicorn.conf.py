@@ -1,8 +1,10 @@
 """Gunicorn settings for the miner, taken from the one settings object (env vars)."""
 
 import logging
-import os
 
+from shared.gunicorn_common import (  # noqa: F401  gunicorn reads these module-level names
+    accesslog, bind_address, control_socket_disable, errorlog, graceful_timeout, keepalive,
+    worker_tmp_dir)
 from shared.logs import configure, scrub_handlers
 from shared.redact import settings_secrets
 from shared.settings import Settings
@@ -11,12 +13,11 @@ _settings = Settings.from_env()
 _secrets = settings_secrets(_settings)
 configure(_settings.LOG_LEVEL, _secrets)
 
-_host = _settings.MINER_HOST
-bind = [f"[{_host}]:{_settings.MINER_PORT}" if ":" in _host else f"{_host}:{_settings.MINER_PORT}"]
+bind = bind_address(_settings.MINER_HOST, _settings.MINER_PORT)
 wsgi_app = "services.miner.app:create_app()"
 # gevent: each connection is a greenlet, so a client that trickles its request headers holds
-# a few KB, not a thread (gthread parses headers in its pool threads: 64 slow connections
-# starved 2 workers x 4 threads and a signed validator went unanswered).
+# a few KB, not a thread (gthread parses headers in its pool threads, which slow clients
+# can all hold while a signed validator waits).
 worker_class = "gevent"
 workers = _settings.MINER_WORKERS
 worker_connections = _settings.MINER_WORKER_CONNECTIONS
@@ -24,15 +25,7 @@ worker_connections = _settings.MINER_WORKER_CONNECTIONS
 # live metagraph refresh greenlet (threads do not survive fork).
 preload_app = False
 timeout = 60
-graceful_timeout = 20
-keepalive = 5
-accesslog = "-"
-errorlog = "-"
 loglevel = _settings.LOG_LEVEL.lower()
-# Several gunicorns (api, miner, tests) on one host must not fight over one control socket.
-control_socket_disable = True
-# Worker heartbeat files on tmpfs: a slow overlay disk must not get healthy workers killed.
-worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
 def on_starting(server):

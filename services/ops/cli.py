@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import sys
 
 log = logging.getLogger(__name__)
 
-# Each worker is its service's code, reached by dotted name so ops imports neither.
-WORKERS = {"download": "services.downloader.worker:run", "process": "services.processor.worker:run",
-           "learn": "services.processor.worker:run_learner"}
-# The services' pre-flight checks, reached the same way.
-PREFLIGHT_SOT = "services.downloader.preflight"
-PREFLIGHT_MINER = "services.miner.preflight"
+# The workers whose heartbeat `healthcheck worker` reads (each service registers its own worker).
+WORKER_KINDS = ("download", "learn", "process")
 
 
 def _positive(text: str) -> int:
@@ -182,11 +177,11 @@ def run_preflight(args, settings) -> int:
 
     date = args.processing_date or schedule.date_for(dt.datetime.now(dt.timezone.utc),
                                                      settings.SCHEDULE_DATE_OFFSET_DAYS)
+    skipped = {"SOT": args.skip_sot, "miner": args.skip_miner}
     results = []
-    if not args.skip_sot:
-        results += _service_checks("SOT", PREFLIGHT_SOT, settings, date)
-    if not args.skip_miner:
-        results += _service_checks("miner", PREFLIGHT_MINER, settings)
+    for part, checks in args.preflight_parts.items():
+        if not skipped.get(part):
+            results += _service_checks(part, checks, settings, date)
     for check in results:
         print(check.line(), flush=True)
     failed = [c.name for c in results if not c.ok]
@@ -195,17 +190,17 @@ def run_preflight(args, settings) -> int:
     return 1 if failed else 0
 
 
-def _service_checks(part: str, module: str, settings, *args) -> list:
+def _service_checks(part: str, checks, settings, date: str) -> list:
     """A service's checks; an image without that service's libraries gets one FAIL line."""
     from shared.checks import Check
 
     try:
-        checks = importlib.import_module(module).checks
+        found = checks(settings, date)
     except ImportError as exc:
         return [Check(f"{part} checks", False, f"cannot run here ({exc}); run them in the "
                                                f"{part} service's image, or skip them with "
                                                f"--skip-{part.lower()}")]
-    return list(checks(settings, *args))
+    return list(found)
 
 
 def run_sample_sot(args, settings) -> int:
@@ -240,11 +235,6 @@ def run_stack(args, settings) -> int:
 
 
 def _add_chain_commands(sub) -> None:
-    worker = sub.add_parser("worker", help="run the download, process or learn RQ worker")
-    worker.add_argument("queue", choices=sorted(WORKERS))
-    worker.add_argument("--burst", action="store_true", help="quit when the queue is empty")
-    worker.set_defaults(func=_worker)
-
     enqueue = sub.add_parser("enqueue", help="queue a date's download (then processing)")
     _date_arguments(enqueue)
     enqueue.add_argument("--force", action="store_true", help="re-run a published or failed date")
@@ -279,20 +269,6 @@ def _date_arguments(parser: argparse.ArgumentParser) -> None:
 def _identity(args, settings) -> tuple[str, str, int]:
     return (args.network or settings.NETWORK, args.processing_date,
             args.days or settings.WINDOW_DAYS)
-
-
-def _worker(args, settings) -> int:
-    from shared import jobs, schedule
-    from shared.settings import SettingsError
-
-    try:
-        jobs.check(settings)
-        schedule.check(settings)
-    except SettingsError as exc:  # fail at start, not in the first job
-        print(f"aml-miner worker: configuration error: {exc}", file=sys.stderr)
-        return 2
-    module, function = WORKERS[args.queue].split(":")
-    return getattr(importlib.import_module(module), function)(settings, burst=args.burst)
 
 
 def _enqueue(args, settings) -> int:
@@ -364,8 +340,8 @@ def _healthcheck(args, settings) -> int:
     # exec-form arguments on spaces, so `python -c "..."` checks break there.
     if args.kind == "http":
         return _http_healthcheck(args.target)
-    if args.target not in WORKERS:
-        print(f"healthcheck worker: unknown queue {args.target!r} (use {', '.join(sorted(WORKERS))})",
+    if args.target not in WORKER_KINDS:
+        print(f"healthcheck worker: unknown queue {args.target!r} (use {', '.join(WORKER_KINDS)})",
               file=sys.stderr)
         return 2
     return _worker_healthcheck(args.target, settings)

@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.redis_ping import redis_answers
+
 log = logging.getLogger(__name__)
 
 # So the stack's data and compiled models are where the CLI's defaults look.
@@ -245,16 +247,6 @@ def _base_env() -> dict[str, str]:
     return env
 
 
-def redis_answers(port: int) -> bool:
-    """True when a Redis server answers PING on loopback at port."""
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 def plan(project_dir: Path, profiles: list[str], own_redis: bool = False) -> list[Service]:
     """The stack's services as local processes, in start order."""
     config = resolve_compose(project_dir, profiles)
@@ -263,7 +255,8 @@ def plan(project_dir: Path, profiles: list[str], own_redis: bool = False) -> lis
     for name in _start_order(config["services"]):
         svc = config["services"][name]
         mapper = Mapper(project_dir, name, svc, ports)
-        reuse = _reuses_redis(name, svc, own_redis) and redis_answers(ports[name][1])
+        reuse = _reuses_redis(name, svc, own_redis) and redis_answers(
+            f"redis://{LOOPBACK}:{ports[name][1]}")
         env = _base_env()
         env.update({k: mapper.value(str(v)) for k, v in (svc.get("environment") or {}).items()})
         _make_dirs(svc.get("environment") or {}, env)

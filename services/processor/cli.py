@@ -8,6 +8,24 @@ import sys
 from pathlib import Path
 
 
+def add_workers(queues) -> None:
+    """Register `aml-miner worker process` and `aml-miner worker learn`."""
+    for queue, help_text in (("process", "work the process queue (models loaded once, first)"),
+                             ("learn", "work the learn queue")):
+        p = queues.add_parser(queue, help=help_text)
+        p.add_argument("--burst", action="store_true", help="quit when the queue is empty")
+        p.set_defaults(func=run_worker)
+
+
+def run_worker(args, settings) -> int:
+    """The process or learn worker, once the chain's settings pass their checks."""
+    from shared import worker
+    from services.processor.worker import run, run_learner
+
+    worker.check_settings(settings)  # fail at start, not in the first job
+    return (run if args.queue == "process" else run_learner)(settings, burst=args.burst)
+
+
 def add_commands(sub) -> None:
     """Register this service's subcommands on the aml-miner parser."""
     process = sub.add_parser("process", help="score, rank and publish one date from input/{date}/")

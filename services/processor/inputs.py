@@ -1,7 +1,7 @@
 """One input date folder as the processor reads it: validated Arrow tables, META.json, checksums.
 
-Arrow, not pandas: at a million alerts, converting list and string columns to
-Python objects costs more than the models' predictions. Only the columns the
+Arrow, not pandas: converting list and string columns of a large date to Python
+objects would cost more than the models' predictions. Only the columns the
 features use are read from alerts, features and money_flows (the alerts' long
 text columns are streamed straight into alerts_scored when it is written, so
 they never sit in memory beside the feature matrices); clusters are read whole.
@@ -18,8 +18,8 @@ from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset  # noqa: F401  pq.read_table imports it on first use (0.2 CPU-s): the
-import pyarrow.parquet as pq  # worker pays that once at start, not in every forked job
+import pyarrow.dataset  # noqa: F401  pq.read_table imports it on first use: the worker
+import pyarrow.parquet as pq  # pays that once at start, not in every forked job
 
 from services.processor.links import Links, link
 from shared import contract
@@ -141,7 +141,7 @@ def checksums(folder: Path) -> dict[str, str]:
 
     A file whose digest the download recorded (DOWNLOAD.json) and that still has the
     recorded size and modification time keeps that digest: the downloader hashed those
-    bytes as it fetched them. Any other file is hashed here (650 MB, ~0.4 CPU-s at 1M alerts).
+    bytes as it fetched them. Any other file is hashed here.
     """
     folder = Path(folder)
     recorded = recorded_digests(folder)

@@ -1,19 +1,13 @@
 """How the processor asks the kernel for memory.
 
-Arrow's allocator hands freed pages back to the OS within milliseconds and numpy
-asks for transparent huge pages on large arrays, so with THP every page fault of a
-batch zeroes a fresh 2 MiB page: measured at a million alerts, a fifth of the
-non-prediction CPU time went to the kernel's clear_page. Turning THP off for the
-processor's own process (PR_SET_THP_DISABLE, Linux 3.15+) makes a fault zero 4 KiB,
-and lowers peak RSS as well. Other processes on the host are not affected.
+Arrow hands freed pages back to the OS quickly and numpy asks for transparent huge
+pages on large arrays, so with THP each page fault of a batch zeroes a fresh 2 MiB
+page. Turning THP off for the processor's own process (PR_SET_THP_DISABLE, Linux
+3.15+) makes a fault zero 4 KiB and lowers peak RSS; other processes are not affected.
 
-Arrow allocates with the C library's malloc, as numpy does (share_one_allocator):
-memory one of them frees is reused by the other. (A growing Arrow buffer, such as
-a string column being decoded, is still copied to fresh pages: with pyarrow 26 a
-resized 64 MB buffer moves and faults in its 64 MB again.) Measured at a million
-alerts over ten alternating runs each: 0.3 s less
-kernel time per batch (every run), ~0.6 CPU-s less in all, peak RSS 1.93-2.05 GB
-instead of 1.96-2.17 GB with Arrow's bundled mimalloc.
+Arrow allocates with the C library's malloc, as numpy does (share_one_allocator), so
+memory one of them frees is reused by the other. Their effect shows in
+`bench/bench_process.py`'s kernel time and peak RSS (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Both engines give one float64 score per row of a C-order float64 matrix, the model's own
 output (its objective's transform applied; a ranker has none), on the calling thread only:
-the processor runs one call per chunk on each core. The compiled engine is ~5x cheaper.
+the processor runs one call per chunk on each core. The compiled engine is several times
+cheaper (docs/performance.md).
 LightGBM is the fallback, model by model, wherever the compiled engine is unavailable, does
 not compile, or disagrees with LightGBM by more than parity.TOLERANCE: one warning says why,
 and the reason is reported with the engine (metadata.json).

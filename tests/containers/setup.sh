@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a Podman engine that the real Docker Compose v2 binary can drive
-# (no Docker engine runs on these machines; see README "Real containers without Docker").
+# (no Docker engine runs on these machines; see docs/testing.md).
 # Prints `export DOCKER_HOST=...` on success. Needs root.
 set -euo pipefail
 

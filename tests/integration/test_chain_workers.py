@@ -45,7 +45,7 @@ def test_heartbeat_is_touched_idle_and_busy_and_goes_stale_after_sigterm(chain_s
         wait_for(lambda: job.get_status() == JobStatus.FINISHED, what="the job to finish")
         health = cli("healthcheck", "worker", "download", env=process_env(s))
         assert health.returncode == 0, health.stderr
-        assert find_check(s) == 0  # the README's shell form of the same check
+        assert find_check(s) == 0  # docs/jobs.md's shell form of the same check
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
     finally:
@@ -58,7 +58,7 @@ def test_heartbeat_is_touched_idle_and_busy_and_goes_stale_after_sigterm(chain_s
 
 
 def find_check(settings) -> int:
-    """The README's `find -newermt` healthcheck, with the limit of three heartbeat intervals."""
+    """docs/jobs.md's `find -newermt` healthcheck, with the limit of three heartbeat intervals."""
     limit = 3 * settings.HEARTBEAT_INTERVAL
     script = (f'find "$HEARTBEAT_DIR" -name "download-$(hostname)" -newermt "-{limit} seconds" '
               f'| grep -q .')

@@ -2,6 +2,7 @@
 
 import gzip
 import time
+from importlib import metadata
 
 import pytest
 
@@ -9,6 +10,8 @@ from services.miner.app import create_app
 from services.miner.auth import NONCE_PREFIX
 from tests.miner_fixtures import (SAMPLE_DATE, StubUpstream, api, free_port,  # noqa: F401
                                   make_wallet, miner_settings, new_keypair, redis11, sign)
+
+VERSION = metadata.version("aml-miner")  # both /health answers name the running code
 
 PATH = f"/scores/alerts/{SAMPLE_DATE}"
 
@@ -198,4 +201,5 @@ def test_without_redis_the_miner_fails_closed_with_503(tmp_path, api, validator)
     me = wallet.hotkey.ss58_address
     refused(client.get(PATH, headers=sign(validator, PATH, me)), 503, "replay_store_unavailable")
     health = client.get("/health")
-    assert (health.status_code, health.get_json()) == (503, {"status": "unhealthy"})
+    assert (health.status_code, health.get_json()) == (
+        503, {"status": "unhealthy", "version": VERSION})

@@ -4,6 +4,7 @@ The miner runs in front of the real result API on a published sample date.
 """
 
 import socket
+from importlib import metadata
 
 import pytest
 
@@ -13,6 +14,8 @@ from bittensor_wallet import Wallet
 from tests.miner_fixtures import (SAMPLE_DATE, StubSource, api, details,  # noqa: F401
                                   free_port, make_wallet, miner_settings, new_keypair, redis11,
                                   sign, snapshot_of, wait_for)
+
+VERSION = metadata.version("aml-miner")  # both /health answers name the running code
 
 PATH = f"/metadata/{SAMPLE_DATE}"
 
@@ -102,7 +105,7 @@ def test_a_failed_refresh_keeps_serving_the_last_snapshot(make_miner, source, ke
     assert state.refresher.refresh_once() is False
     assert get(client, keys["vali"], me).status_code == 200
     assert get(client, keys["stranger"], me).status_code == 403
-    assert client.get("/health").get_json() == {"status": "degraded"}
+    assert client.get("/health").get_json() == {"status": "degraded", "version": VERSION}
     report = details(client, operator).get_json()
     graph = report["metagraph"]
     assert report["status"] == "degraded"
@@ -132,7 +135,8 @@ def test_a_dead_refresh_thread_shows_in_health(make_miner, source, operator):
     client, state = build(source)
     wait_for(lambda: not state.refresher.alive(), 5, "the refresh thread to die")
     status = client.get("/health")
-    assert (status.status_code, status.get_json()) == (503, {"status": "unhealthy"})
+    assert (status.status_code, status.get_json()) == (
+        503, {"status": "unhealthy", "version": VERSION})
     health = details(client, operator)
     graph = health.get_json()["metagraph"]
     assert health.status_code == 503 and health.get_json()["status"] == "unhealthy"
@@ -190,7 +194,7 @@ def test_api_down_is_502_json_and_health_says_so(tmp_path, redis11, keys):
     body = response.get_json()
     assert response.status_code == 502 and body["reason"] == "upstream_unavailable"
     assert set(body) == {"code", "name", "description", "reason"}
-    assert client.get("/health").get_json() == {"status": "degraded"}
+    assert client.get("/health").get_json() == {"status": "degraded", "version": VERSION}
     report = details(client, operator).get_json()
     assert report["status"] == "degraded" and report["upstream"]["reachable"] is False
 
@@ -223,18 +227,18 @@ def test_past_the_max_age_chain_callers_get_503_and_the_allow_list_still_passes(
     assert "MINER_METAGRAPH_MAX_AGE=600" in body["description"]
     assert get(client, keys["stranger"], me).get_json()["reason"] == "metagraph_stale"
     assert get(client, keys["listed"], me).status_code == 200
-    assert client.get("/health").get_json() == {"status": "degraded"}
+    assert client.get("/health").get_json() == {"status": "degraded", "version": VERSION}
     assert details(client, operator).get_json()["metagraph"]["max_age_seconds"] == 600
     source.error = None
     assert state.refresher.refresh_once()  # the chain is back: a fresh snapshot admits again
     assert get(client, keys["vali"], me).status_code == 200
 
 
-def test_unauthenticated_health_says_only_the_status(make_miner, source):
+def test_unauthenticated_health_says_only_the_status_and_version(make_miner, source):
     build, _ = make_miner
     client, _ = loaded(build, source)
     health = client.get("/health")
-    assert (health.status_code, health.get_json()) == (200, {"status": "ok"})
+    assert (health.status_code, health.get_json()) == (200, {"status": "ok", "version": VERSION})
 
 
 def test_health_details_need_the_miners_own_signature(make_miner, source, keys, operator):

@@ -27,7 +27,7 @@ def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("miner")
     wallet = make_wallet(root)
     validator = new_keypair()
-    # A validator with a wallet on disk, as in the README snippet.
+    # A validator with a wallet on disk, as in docs/miner.md's snippet.
     vali_wallet = bt.Wallet(name="validator", hotkey="default", path=str(root))
     vali_wallet.create_new_hotkey(use_password=False, suppress=True)
     redis.Redis.from_url(REDIS_URL).flushdb()
@@ -149,12 +149,12 @@ def test_refusals_are_json_through_gunicorn(served):
     assert (status, body["reason"]) == (403, "not_allowed")
 
 
-def test_the_readme_validator_snippet_works(served):
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## Bittensor miner", 1)[1].split("\n## ", 1)[0]
+def test_the_documented_validator_snippet_works(served):
+    doc = (REPO / "docs" / "miner.md").read_text()
+    section = doc.split("## How a validator calls the miner", 1)[1].split("\n## ", 1)[0]
     code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
     namespace = {}
-    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(code, "docs/miner.md", "exec"), namespace)
     url = f"http://127.0.0.1:{served['port']}"
     scores = namespace["fetch"](served["wallet"], url, served["me"], PATH)
     assert scores == json.loads(served["api"].get(PATH)[2])

@@ -1,6 +1,7 @@
 """Every endpoint on published dates: bodies match the published files exactly."""
 
 import json
+from importlib import metadata
 
 import pyarrow.parquet as pq
 import pytest
@@ -87,9 +88,10 @@ def test_latest_is_the_newest_date_with_a_revalidating_cache_policy(client, path
     assert "immutable" in concrete.headers["Cache-Control"]
 
 
-def test_health_reports_the_newest_date(client):
+def test_health_reports_the_newest_date_and_the_version(client):
     assert _get_json(client, "/health") == {"status": "ok", "output_dir_readable": True,
-                                            "latest": NEW, "network": "bitcoin"}
+                                            "latest": NEW, "network": "bitcoin",
+                                            "version": metadata.version("aml-miner")}
 
 
 def test_health_is_503_when_the_output_folder_is_missing(settings):

@@ -78,7 +78,7 @@ def test_the_miners_redis_is_a_server_of_its_own_on_another_port(tmp_path, monke
 
     (tmp_path / "compose.yaml").write_text((REPO / "compose.yaml").read_text())
     (tmp_path / "trained_models").mkdir()
-    monkeypatch.setattr(stack, "redis_answers", lambda port: True)  # a developer's Redis on 6379
+    monkeypatch.setattr(stack, "redis_answers", lambda url: True)  # a developer's Redis on 6379
     services = {s.name: s for s in plan(tmp_path, ["miner"], own_redis=False)}
     assert services["redis"].reuse_redis and services["redis"].port == 6379
     assert not services["miner-redis"].reuse_redis and services["miner-redis"].port != 6379
