@@ -220,8 +220,8 @@ def breakdown(settings, date: str, t0: float, t_end: float, enqueue_s: float) ->
     from shared import jobs
 
     conn = jobs.connect(settings)
-    dl = jobs.fetch(conn, jobs.download_id(NETWORK, date, WINDOW))
-    pr = jobs.fetch(conn, jobs.process_id(NETWORK, date, WINDOW))
+    dl = jobs.fetch(conn, jobs.download_id(NETWORK, date, WINDOW, jobs.namespace(settings)))
+    pr = jobs.fetch(conn, jobs.process_id(NETWORK, date, WINDOW, jobs.namespace(settings)))
     # the result is visible a moment before RQ records the job's end
     def ended():
         pr.refresh()

@@ -226,11 +226,13 @@ def _remove_date(link: Path) -> int:
     return 0
 
 
-def apply_retention(root: Path, days: int, lock_stale_s: float = 120.0) -> tuple[int, int]:
+def apply_retention(root: Path, days: int, lock_stale_s: float = 120.0,
+                    keep: str = "") -> tuple[int, int]:
     """Remove dates older than `days` before the newest date under root, with their versions.
 
     Counted from the newest date present (not today), so a stack that was off for a while
-    keeps its last window. days <= 0 keeps everything. Returns (dates, version folders).
+    keeps its last window. keep (the date a run just published on request, however old)
+    stays. days <= 0 keeps everything. Returns (dates, version folders).
     """
     root = Path(root)
     dates = published_dates(root)
@@ -243,7 +245,7 @@ def apply_retention(root: Path, days: int, lock_stale_s: float = 120.0) -> tuple
                  | {_version_date(n) for n in names if DATE_RE.match(_version_date(n))
                     and _version_date(n) < cutoff})
     removed_dates = removed_versions = 0
-    for day in old:
+    for day in (d for d in old if d != keep):
         if publish_lock.held(root, day, lock_stale_s):
             log.info("%s: retention skips %s (being published)", root, day)
             continue

@@ -153,7 +153,7 @@ def download_batch(network: str, processing_date: str, days: int, output_dir: Pa
                                                  source, pause)
     with local_errors(str(output_dir)):
         storage.apply_retention(target.parent, settings.RETENTION_DAYS,
-                                settings.PUBLISH_LOCK_STALE_SECONDS)
+                                settings.PUBLISH_LOCK_STALE_SECONDS, keep=processing_date)
     summary = _summary(target, entries, time.perf_counter() - started, False,
                        list(plan.missing_optional))
     log.info("batch %s: %d files, %s -> %s%s", source["prefix"], summary["files"],

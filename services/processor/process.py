@@ -239,7 +239,8 @@ def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date
                                  settings.PUBLISH_LOCK_STALE_SECONDS):
         metadata = _publish_batch(pinned_input(input_dir, processing_date), target,
                                   processing_date, models, model_set, settings, steps)
-    apply_retention(target.parent, settings.RETENTION_DAYS, settings.PUBLISH_LOCK_STALE_SECONDS)
+    apply_retention(target.parent, settings.RETENTION_DAYS, settings.PUBLISH_LOCK_STALE_SECONDS,
+                    keep=processing_date)
     log.info("batch %s: published %s (%d alerts, %d clusters) in %.2fs", processing_date, target,
              metadata["alert_count"], metadata["cluster_count"], metadata["timings_s"]["total"])
     return metadata

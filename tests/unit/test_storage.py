@@ -103,3 +103,11 @@ def test_retention_zero_keeps_everything_and_a_locked_date_is_skipped(tmp_path):
     assert storage.apply_retention(tmp_path, 30) == (1, 2)
     assert storage.published_dates(tmp_path) == ["2025-06-01", "2025-01-01"]
     publish_lock.release(tmp_path, "2025-01-01", record)
+
+
+def test_retention_never_removes_the_date_a_run_just_published(tmp_path):
+    """An old date fetched on request (a re-run, a check) stays until a later publish."""
+    _publish_dates(tmp_path, "2025-06-01", "2024-01-01")
+    assert storage.apply_retention(tmp_path, 90, keep="2024-01-01") == (0, 0)
+    assert storage.published_dates(tmp_path) == ["2025-06-01", "2024-01-01"]
+    assert storage.apply_retention(tmp_path, 90, keep="2025-06-01") == (1, 2)
