@@ -22,7 +22,8 @@ PERMANENT = (ContractError, jobs.JobArgumentError, storage.InvalidDate, Settings
 
 # process_batch's step names as `status` shows them while the job runs.
 STEPS = {"read": "validated", "features": "features", "score_alerts": "scored",
-         "rank_alerts": "ranked", "score_clusters": "clusters_scored", "write": "written"}
+         "rank_alerts": "ranked", "score_clusters": "clusters_scored", "write": "written",
+         "render": "rendered"}
 
 # Filled by `preload` in the process worker before a job is forked, so every forked job
 # inherits the models instead of reading them again: the folder loaded, and its models.

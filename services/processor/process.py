@@ -21,9 +21,11 @@ import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
 import pyarrow as pa
 
 from services.processor import outputs, predictor, splice
@@ -33,7 +35,7 @@ from services.processor.inputs import alert_rows, batch_identity, checksums, loa
 from services.processor.memory import disable_huge_pages, share_one_allocator
 from services.processor.models import Model, Models, cpu_threads, load_models
 from services.processor.scoring import Scoring
-from shared import contract
+from shared import bodies, contract
 from shared.modelsets import ModelSet
 from shared.settings import Settings
 from shared.storage import (ALERTS_RANKED, ALERTS_SCORED, CLUSTERS_SCORED, METADATA, date_dir,
@@ -128,49 +130,85 @@ def _prediction_cpu(subject: str, scoring: Scoring, model: Model) -> float:
     return round(seconds, 3)
 
 
-def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> tuple[dict, dict]:
+@dataclass
+class Scored:
+    """What _score_and_write leaves for the metadata and the response bodies."""
+
+    alert_scores: np.ndarray
+    ranked: pa.Table
+    cluster_scores: np.ndarray
+    prediction_cpu: dict[str, float]  # CPU seconds of each model's predictions, by model name
+    engines: dict[str, dict]  # each model's engine report, by model name
+
+
+def _queue_predictions(predict: ThreadPoolExecutor, models: Models, inputs,
+                       steps: Steps) -> tuple[Scoring, Scoring]:
+    """Queue every prediction on the pool: alert chunks, with the cluster features built
+    beside them, then the cluster chunks behind the alert ones (no core waits between)."""
+    alerts = _alert_features(inputs, steps)
+    clustering = predict.submit(_cluster_features, inputs, alerts, steps.subject)
+    alert_scoring = Scoring(predict, alerts, [models.alert_scorer, models.alert_ranker])
+    # Once this returns, only the scorings hold feature columns (the frames are dropped).
+    return alert_scoring, Scoring(predict, clustering.result(), [models.cluster_scorer])
+
+
+def _finished(steps: Steps, step: str, model: Model, scores: Callable[[], np.ndarray],
+              rows: int) -> np.ndarray:
+    """A model's scores once all its chunks are done and check_scores passed them."""
+    with steps.step(step):
+        return _checked(model, scores(), rows)
+
+
+def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> Scored:
     """Score with the three models and write the result files into folder.
 
-    Returns the CPU seconds each model's predictions took and each model's engine report,
-    both by model name.
+    Each file is written as soon as its scores are in (alerts_scored and alerts_ranked on
+    writer threads, clusters_scored last on this one) while later predictions still run.
     """
-    alerts = _alert_features(inputs, steps)
-    scorer, ranker = models.alert_scorer, models.alert_ranker
-    cluster_scorer = models.cluster_scorer
-    n = inputs.alerts.num_rows
+    scorer, ranker, cluster_scorer = models.alert_scorer, models.alert_ranker, models.cluster_scorer
+    n, clusters = inputs.alerts.num_rows, inputs.clusters.num_rows
     with _pool(cpu_threads(), "predict") as predict, _pool(3, "write") as writers:
-        # First in the queue: one core builds them while the other predicts alerts.
-        clustering = predict.submit(_cluster_features, inputs, alerts, steps.subject)
-        alert_scoring = Scoring(predict, alerts, [scorer, ranker])
-        del alerts  # the scoring and the cluster features hold the columns they still need
+        alert_scoring, cluster_scoring = _queue_predictions(predict, models, inputs, steps)
         _release_unused()
-        clusters = clustering.result()
-        # Queued behind the alert chunks, so no core waits between the two.
-        cluster_scoring = Scoring(predict, clusters, [cluster_scorer])
-        del clusters
-        with steps.step("score_alerts"):
-            scores = _checked(scorer, alert_scoring.result()[scorer.name], n)
-        pending = [writers.submit(_write_scored, inputs.folder / contract.ALERTS_FILE,
-                                  lambda: alert_rows(inputs), scores, scorer.tag,
-                                  folder / ALERTS_SCORED)]
-        with steps.step("rank_alerts"):
-            ranks = _checked(ranker, outputs.sigmoid(alert_scoring.scores[ranker.name]), n)
-        pending.append(writers.submit(_write_ranked, inputs.alerts.column("alert_id"), ranks,
-                                      ranker.tag, folder / ALERTS_RANKED))
-        with steps.step("score_clusters"):
-            _checked(cluster_scorer, cluster_scoring.result()[cluster_scorer.name],
-                     inputs.clusters.num_rows)
+        scores = _finished(steps, "score_alerts", scorer,
+                           lambda: alert_scoring.result()[scorer.name], n)
+        scored_file = writers.submit(_write_scored, inputs.folder / contract.ALERTS_FILE,
+                                     lambda: alert_rows(inputs), scores, scorer.tag,
+                                     folder / ALERTS_SCORED)
+        ranks = _finished(steps, "rank_alerts", ranker,
+                          lambda: outputs.sigmoid(alert_scoring.scores[ranker.name]), n)
+        ranked_file = writers.submit(_write_ranked, inputs.alerts.column("alert_id"), ranks,
+                                     ranker.tag, folder / ALERTS_RANKED)
+        cluster_scores = _finished(steps, "score_clusters", cluster_scorer,
+                                   lambda: cluster_scoring.result()[cluster_scorer.name], clusters)
         with steps.step("write"):
             _write_scored(inputs.folder / contract.CLUSTERS_FILE,
-                          lambda: cluster_scoring.slices(inputs.clusters),
-                          cluster_scoring.scores[cluster_scorer.name], cluster_scorer.tag,
-                          folder / CLUSTERS_SCORED, CLUSTER_GROUP_ROWS)
-            for future in pending:
-                future.result()  # re-raises a writer's error here
+                          lambda: cluster_scoring.slices(inputs.clusters), cluster_scores,
+                          cluster_scorer.tag, folder / CLUSTERS_SCORED, CLUSTER_GROUP_ROWS)
+            scored_file.result()  # re-raises a writer's error here
+            ranked = ranked_file.result()
     cpu = {m.name: _prediction_cpu(steps.subject, scoring, m)
            for scoring, m in ((alert_scoring, scorer), (alert_scoring, ranker),
                               (cluster_scoring, cluster_scorer))}
-    return cpu, {**alert_scoring.report, **cluster_scoring.report}
+    return Scored(scores, ranked, cluster_scores, cpu,
+                  {**alert_scoring.report, **cluster_scoring.report})
+
+
+def _render(folder: Path, models: Models, inputs, scored: Scored, metadata: dict,
+            steps: Steps) -> None:
+    """The API's response bodies of the date, rendered from the tables still in memory."""
+    lists = [
+        (bodies.ALERT_SCORES, {"alert_id": inputs.alerts.column("alert_id"),
+                               "score": scored.alert_scores}, models.alert_scorer.tag),
+        (bodies.ALERT_RANKINGS, scored.ranked, models.alert_ranker.tag),
+        (bodies.CLUSTER_SCORES, {"cluster_id": inputs.clusters.column("cluster_id"),
+                                 "score": scored.cluster_scores}, models.cluster_scorer.tag),
+    ]
+    with steps.step("render"), ThreadPoolExecutor(len(lists), "render") as pool:
+        futures = [pool.submit(bodies.write_list, folder, kind, pa.table(table), metadata, tag)
+                   for kind, table, tag in lists]
+        for future in futures:
+            future.result()
 
 
 def _write_scored(source: Path, rows: Callable[[], Iterator[pa.Table]], scores, tag: str,
@@ -184,9 +222,11 @@ def _write_scored(source: Path, rows: Callable[[], Iterator[pa.Table]], scores, 
         outputs.write_scored_stream(rows(), scores, tag, path, group_rows)
 
 
-def _write_ranked(alert_ids, scores, tag: str, path: Path) -> None:
+def _write_ranked(alert_ids, scores, tag: str, path: Path) -> pa.Table:
     """Sort and write alerts_ranked (run in a writer thread: the sort is not free either)."""
-    outputs.write_parquet(outputs.ranked(alert_ids, scores, tag), path)
+    table = outputs.ranked(alert_ids, scores, tag)
+    outputs.write_parquet(table, path)
+    return table
 
 
 def _timed_checksums(source: Path) -> tuple[dict, float]:
@@ -238,7 +278,7 @@ def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date
         inputs, network, window = _read(source, processing_date, settings, steps)
         target.parent.mkdir(parents=True, exist_ok=True)
         with staging_dir(target) as tmp:
-            prediction_cpu, engines = _score_and_write(tmp, models, inputs, steps)
+            scored = _score_and_write(tmp, models, inputs, steps)
             sums, steps.seconds["checksums"] = hashing.result()
             metadata = {
                 "processing_date": processing_date, "network": network, "window_days": window,
@@ -247,10 +287,13 @@ def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date
                 "model_versions": models.versions(), "model_set": model_set.describe(),
                 "model_github_url": settings.MODEL_GITHUB_URL,
                 "timestamp": outputs.utc_timestamp(),
-                "input_sha256": sums, "timings_s": steps.total(),
-                "prediction_cpu_s": prediction_cpu, "predict_engines": engines,
+                "input_sha256": sums,
             }
+            _render(tmp, models, inputs, scored, metadata, steps)
+            metadata.update(timings_s=steps.total(), prediction_cpu_s=scored.prediction_cpu,
+                            predict_engines=scored.engines)
             outputs.write_metadata(metadata, tmp / METADATA)
+            bodies.write_metadata_gzip(tmp)
     # Outside the block: once the rename is done, tmp is the live version and must stay.
     publish(tmp, target)
     log.info("batch %s: published %s (%d alerts, %d clusters) in %.2fs", processing_date, target,

@@ -15,7 +15,7 @@ from services.processor.models import load_models
 from services.processor.parity import TOLERANCE
 from services.processor.predictor import COMPILED, LIGHTGBM
 from services.processor.process import process_batch
-from shared import storage
+from shared import bodies, storage
 from shared.storage import sha256_file
 from tests.processor_fixtures import DATE, generated_input
 
@@ -121,6 +121,30 @@ def test_rerun_gives_byte_identical_parquet(input_dir, models, published, tmp_pa
     process_batch(input_dir, tmp_path, DATE, models=models)
     for name in (storage.ALERTS_SCORED, storage.ALERTS_RANKED, storage.CLUSTERS_SCORED):
         assert (tmp_path / DATE / name).read_bytes() == (output_dir / DATE / name).read_bytes()
+
+
+def test_the_bodies_rendered_at_publish_are_those_rendered_from_the_files(published, tmp_path):
+    output_dir, _ = published
+    version = storage.resolve(output_dir / DATE)
+    copy = tmp_path / version.name
+    copy.mkdir()
+    for name in storage.OUTPUT_FILES:
+        shutil.copy(version / name, copy / name)
+    bodies.render_version(copy)
+    for name in bodies.FILES:
+        assert (copy / name).read_bytes() == (version / name).read_bytes(), name
+
+
+def test_a_rerun_renders_the_same_bodies_but_for_its_timestamp(input_dir, models, published,
+                                                                tmp_path):
+    output_dir, first = published
+    second = process_batch(input_dir, tmp_path, DATE, models=models)
+    for kind in bodies.LIST_KINDS:
+        again = (tmp_path / DATE / kind.body).read_bytes()
+        assert again.replace(second["timestamp"].encode(), first["timestamp"].encode()) == \
+            (output_dir / DATE / kind.body).read_bytes()
+        assert (tmp_path / DATE / kind.index).read_bytes() == \
+            (output_dir / DATE / kind.index).read_bytes()
 
 
 def test_models_dir_path_loads_the_shipped_models_on_the_settings_engine(
