@@ -66,6 +66,13 @@ def test_strings_that_need_escaping_are_escaped():
         ['plain', 'quo"te', "back\\slash", "new\nline", None]
 
 
+@pytest.mark.parametrize("odd", ['quo"te', "back\\slash", "tab\there"])
+def test_an_escape_in_any_part_of_a_sliced_column_is_found(odd):
+    column = pa.array(["before", "plain", odd, "after"]).slice(1, 2)
+    assert [json.loads(v) for v in bodies.json_values(column).to_pylist()] == ["plain", odd]
+    assert bodies.json_values(column.slice(0, 1)).to_pylist() == ['"plain"']
+
+
 def test_non_finite_floats_render_as_null():
     values = bodies.json_values(pa.array([0.5, float("nan"), float("inf"), None]))
     assert values.to_pylist() == ["0.5", "null", "null", "null"]
