@@ -22,8 +22,7 @@ PERMANENT = (ContractError, jobs.JobArgumentError, storage.InvalidDate, Settings
 
 # process_batch's step names as `status` shows them while the job runs.
 STEPS = {"read": "validated", "features": "features", "score_alerts": "scored",
-         "rank_alerts": "ranked", "score_clusters": "clusters_scored", "write": "written",
-         "render": "rendered"}
+         "rank_alerts": "ranked", "score_clusters": "clusters_scored", "write": "written"}
 
 # Filled by `preload` in the process worker before a job is forked, so every forked job
 # inherits the models instead of reading them again: the folder loaded, and its models.

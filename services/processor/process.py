@@ -21,7 +21,6 @@ import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -130,17 +129,6 @@ def _prediction_cpu(subject: str, scoring: Scoring, model: Model) -> float:
     return round(seconds, 3)
 
 
-@dataclass
-class Scored:
-    """What _score_and_write leaves for the metadata and the response bodies."""
-
-    alert_scores: np.ndarray
-    ranked: pa.Table
-    cluster_scores: np.ndarray
-    prediction_cpu: dict[str, float]  # CPU seconds of each model's predictions, by model name
-    engines: dict[str, dict]  # each model's engine report, by model name
-
-
 def _queue_predictions(predict: ThreadPoolExecutor, models: Models, inputs,
                        steps: Steps) -> tuple[Scoring, Scoring]:
     """Queue every prediction on the pool: alert chunks, with the cluster features built
@@ -159,56 +147,54 @@ def _finished(steps: Steps, step: str, model: Model, scores: Callable[[], np.nda
         return _checked(model, scores(), rows)
 
 
-def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> Scored:
-    """Score with the three models and write the result files into folder.
+def _score_and_write(folder: Path, models: Models, inputs, envelope: dict,
+                     steps: Steps) -> tuple[dict, dict]:
+    """Score with the three models; write the result files and the API's bodies into folder.
 
-    Each file is written as soon as its scores are in (alerts_scored and alerts_ranked on
-    writer threads, clusters_scored last on this one) while later predictions still run.
+    Each file and body is written as soon as its scores are in (on writer threads, the
+    last file on this one) while later predictions still run; envelope is the metadata
+    the bodies repeat. Returns the CPU seconds each model's predictions took and each
+    model's engine report, both by model name.
     """
     scorer, ranker, cluster_scorer = models.alert_scorer, models.alert_ranker, models.cluster_scorer
     n, clusters = inputs.alerts.num_rows, inputs.clusters.num_rows
+    alert_ids = inputs.alerts.column("alert_id")
     with _pool(cpu_threads(), "predict") as predict, _pool(3, "write") as writers:
         alert_scoring, cluster_scoring = _queue_predictions(predict, models, inputs, steps)
         _release_unused()
         scores = _finished(steps, "score_alerts", scorer,
                            lambda: alert_scoring.result()[scorer.name], n)
-        scored_file = writers.submit(_write_scored, inputs.folder / contract.ALERTS_FILE,
-                                     lambda: alert_rows(inputs), scores, scorer.tag,
-                                     folder / ALERTS_SCORED)
+        pending = [
+            writers.submit(_write_scored, inputs.folder / contract.ALERTS_FILE,
+                           lambda: alert_rows(inputs), scores, scorer.tag, folder / ALERTS_SCORED),
+            writers.submit(_render, folder, bodies.ALERT_SCORES, alert_ids, scores, scorer.tag,
+                           envelope)]
         ranks = _finished(steps, "rank_alerts", ranker,
                           lambda: outputs.sigmoid(alert_scoring.scores[ranker.name]), n)
-        ranked_file = writers.submit(_write_ranked, inputs.alerts.column("alert_id"), ranks,
-                                     ranker.tag, folder / ALERTS_RANKED)
+        pending.append(writers.submit(_write_ranked, alert_ids, ranks, ranker.tag, folder,
+                                      envelope))
         cluster_scores = _finished(steps, "score_clusters", cluster_scorer,
                                    lambda: cluster_scoring.result()[cluster_scorer.name], clusters)
+        pending.append(writers.submit(_render, folder, bodies.CLUSTER_SCORES,
+                                      inputs.clusters.column("cluster_id"), cluster_scores,
+                                      cluster_scorer.tag, envelope))
         with steps.step("write"):
             _write_scored(inputs.folder / contract.CLUSTERS_FILE,
                           lambda: cluster_scoring.slices(inputs.clusters), cluster_scores,
                           cluster_scorer.tag, folder / CLUSTERS_SCORED, CLUSTER_GROUP_ROWS)
-            scored_file.result()  # re-raises a writer's error here
-            ranked = ranked_file.result()
+            for future in pending:
+                future.result()  # re-raises a writer's error here
     cpu = {m.name: _prediction_cpu(steps.subject, scoring, m)
            for scoring, m in ((alert_scoring, scorer), (alert_scoring, ranker),
                               (cluster_scoring, cluster_scorer))}
-    return Scored(scores, ranked, cluster_scores, cpu,
-                  {**alert_scoring.report, **cluster_scoring.report})
+    return cpu, {**alert_scoring.report, **cluster_scoring.report}
 
 
-def _render(folder: Path, models: Models, inputs, scored: Scored, metadata: dict,
-            steps: Steps) -> None:
-    """The API's response bodies of the date, rendered from the tables still in memory."""
-    lists = [
-        (bodies.ALERT_SCORES, {"alert_id": inputs.alerts.column("alert_id"),
-                               "score": scored.alert_scores}, models.alert_scorer.tag),
-        (bodies.ALERT_RANKINGS, scored.ranked, models.alert_ranker.tag),
-        (bodies.CLUSTER_SCORES, {"cluster_id": inputs.clusters.column("cluster_id"),
-                                 "score": scored.cluster_scores}, models.cluster_scorer.tag),
-    ]
-    with steps.step("render"), ThreadPoolExecutor(len(lists), "render") as pool:
-        futures = [pool.submit(bodies.write_list, folder, kind, pa.table(table), metadata, tag)
-                   for kind, table, tag in lists]
-        for future in futures:
-            future.result()
+def _render(folder: Path, kind: bodies.ListKind, ids, scores: np.ndarray, tag: str,
+            envelope: dict) -> None:
+    """A scores endpoint's body, from the ids and scores in memory."""
+    table = pa.table({kind.columns[0]: ids, outputs.SCORE: pa.array(scores, pa.float64())})
+    bodies.write_list(folder, kind, table, envelope, tag)
 
 
 def _write_scored(source: Path, rows: Callable[[], Iterator[pa.Table]], scores, tag: str,
@@ -222,11 +208,11 @@ def _write_scored(source: Path, rows: Callable[[], Iterator[pa.Table]], scores, 
         outputs.write_scored_stream(rows(), scores, tag, path, group_rows)
 
 
-def _write_ranked(alert_ids, scores, tag: str, path: Path) -> pa.Table:
-    """Sort and write alerts_ranked (run in a writer thread: the sort is not free either)."""
+def _write_ranked(alert_ids, scores, tag: str, folder: Path, envelope: dict) -> None:
+    """Sort, write alerts_ranked and render its body (on a writer thread: the sort is not free)."""
     table = outputs.ranked(alert_ids, scores, tag)
-    outputs.write_parquet(table, path)
-    return table
+    outputs.write_parquet(table, folder / ALERTS_RANKED)
+    bodies.write_list(folder, bodies.ALERT_RANKINGS, table, envelope, tag)
 
 
 def _timed_checksums(source: Path) -> tuple[dict, float]:
@@ -277,21 +263,18 @@ def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date
         hashing = pool.submit(_timed_checksums, source)
         inputs, network, window = _read(source, processing_date, settings, steps)
         target.parent.mkdir(parents=True, exist_ok=True)
+        # What the bodies repeat is known before scoring; the timestamp is when scoring began.
+        metadata = {
+            "processing_date": processing_date, "network": network, "window_days": window,
+            "alert_count": inputs.alerts.num_rows, "cluster_count": inputs.clusters.num_rows,
+            "model_versions": models.versions(), "model_set": model_set.describe(),
+            "model_github_url": settings.MODEL_GITHUB_URL, "timestamp": outputs.utc_timestamp(),
+        }
         with staging_dir(target) as tmp:
-            scored = _score_and_write(tmp, models, inputs, steps)
+            prediction_cpu, engines = _score_and_write(tmp, models, inputs, metadata, steps)
             sums, steps.seconds["checksums"] = hashing.result()
-            metadata = {
-                "processing_date": processing_date, "network": network, "window_days": window,
-                "alert_count": inputs.alerts.num_rows,
-                "cluster_count": inputs.clusters.num_rows,
-                "model_versions": models.versions(), "model_set": model_set.describe(),
-                "model_github_url": settings.MODEL_GITHUB_URL,
-                "timestamp": outputs.utc_timestamp(),
-                "input_sha256": sums,
-            }
-            _render(tmp, models, inputs, scored, metadata, steps)
-            metadata.update(timings_s=steps.total(), prediction_cpu_s=scored.prediction_cpu,
-                            predict_engines=scored.engines)
+            metadata.update(input_sha256=sums, timings_s=steps.total(),
+                            prediction_cpu_s=prediction_cpu, predict_engines=engines)
             outputs.write_metadata(metadata, tmp / METADATA)
             bodies.write_metadata_gzip(tmp)
     # Outside the block: once the rename is done, tmp is the live version and must stay.
