@@ -2,7 +2,8 @@
 
 Reads input/{date}/, builds features, scores alerts (alert scorer), ranks them
 (alert ranker), scores clusters (cluster scorer), checks every score, writes each
-result file into a staging folder and publishes the folder with one atomic rename.
+result file and the API's response bodies (shared/bodies.py) into a staging folder
+and publishes the folder with one atomic rename.
 Any failure before the rename leaves the previous result as it was.
 
 Predictions run in row chunks on one predictor thread per core (scoring.py), each model
@@ -27,7 +28,7 @@ from typing import Callable, Iterator
 import numpy as np
 import pyarrow as pa
 
-from services.processor import outputs, predictor, splice
+from services.processor import outputs, predictor
 from services.processor.features import (alert_features, cluster_address_columns,
                                          cluster_features)
 from services.processor.inputs import alert_rows, batch_identity, checksums, load_inputs
@@ -42,8 +43,8 @@ from shared.storage import (ALERTS_RANKED, ALERTS_SCORED, CLUSTERS_SCORED, METAD
 
 log = logging.getLogger(__name__)
 
-# Row groups of clusters_scored when its input cannot be spliced and it is encoded again
-# (streamed as its predictions finish: small row groups leave little to write at the end).
+# Row groups of clusters_scored (streamed as its predictions finish: small row groups leave
+# little to write at the end).
 CLUSTER_GROUP_ROWS = 65_536
 
 
@@ -165,8 +166,8 @@ def _score_and_write(folder: Path, models: Models, inputs, envelope: dict,
         scores = _finished(steps, "score_alerts", scorer,
                            lambda: alert_scoring.result()[scorer.name], n)
         pending = [
-            writers.submit(_write_scored, inputs.folder / contract.ALERTS_FILE,
-                           lambda: alert_rows(inputs), scores, scorer.tag, folder / ALERTS_SCORED),
+            writers.submit(_write_scored, lambda: alert_rows(inputs), scores, scorer.tag,
+                           folder / ALERTS_SCORED, contract.ALERTS),
             writers.submit(_render, folder, bodies.ALERT_SCORES, alert_ids, scores, scorer.tag,
                            envelope)]
         ranks = _finished(steps, "rank_alerts", ranker,
@@ -179,9 +180,9 @@ def _score_and_write(folder: Path, models: Models, inputs, envelope: dict,
                                       inputs.clusters.column("cluster_id"), cluster_scores,
                                       cluster_scorer.tag, envelope))
         with steps.step("write"):
-            _write_scored(inputs.folder / contract.CLUSTERS_FILE,
-                          lambda: cluster_scoring.slices(inputs.clusters), cluster_scores,
-                          cluster_scorer.tag, folder / CLUSTERS_SCORED, CLUSTER_GROUP_ROWS)
+            _write_scored(lambda: cluster_scoring.slices(inputs.clusters), cluster_scores,
+                          cluster_scorer.tag, folder / CLUSTERS_SCORED, contract.CLUSTERS,
+                          CLUSTER_GROUP_ROWS)
             for future in pending:
                 future.result()  # re-raises a writer's error here
     cpu = {m.name: _prediction_cpu(steps.subject, scoring, m)
@@ -197,15 +198,11 @@ def _render(folder: Path, kind: bodies.ListKind, ids, scores: np.ndarray, tag: s
     bodies.write_list(folder, kind, table, envelope, tag)
 
 
-def _write_scored(source: Path, rows: Callable[[], Iterator[pa.Table]], scores, tag: str,
-                  path: Path, group_rows: int = outputs.STREAM_GROUP_ROWS) -> None:
-    """path = source's rows, then score and model_version: source's column chunks copied as
-    they are, or, where splice cannot copy them, its rows (from rows()) encoded again."""
-    try:
-        outputs.write_spliced(source, scores, tag, path)
-    except splice.Unsupported as exc:
-        log.warning("%s: input columns cannot be copied (%s); encoding them again", path.name, exc)
-        outputs.write_scored_stream(rows(), scores, tag, path, group_rows)
+def _write_scored(rows: Callable[[], Iterator[pa.Table]], scores, tag: str, path: Path,
+                  spec: contract.TableSpec, group_rows: int = outputs.STREAM_GROUP_ROWS) -> None:
+    """path = the input's rows in contract.result_schema's types (one schema whatever wrote
+    the input), then score and model_version."""
+    outputs.write_scored_stream(rows(), scores, tag, path, group_rows, spec)
 
 
 def _write_ranked(alert_ids, scores, tag: str, folder: Path, envelope: dict) -> None:

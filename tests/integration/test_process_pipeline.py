@@ -190,38 +190,66 @@ def test_cluster_whose_members_are_all_missing_is_scored(input_dir, models, tmp_
     assert len(scored) == clusters.num_rows + 1
 
 
-@pytest.mark.parametrize("name, source", [(storage.ALERTS_SCORED, "alerts.parquet"),
-                                          (storage.CLUSTERS_SCORED, "clusters.parquet")])
-def test_scored_files_hold_every_input_column_as_the_input_has_it(input_dir, published, name,
-                                                                  source):
-    output_dir, _ = published
-    expected = pq.read_table(input_dir / DATE / source)  # spliced: the input's own types
-    scored = pq.read_table(output_dir / DATE / name)
-    assert scored.column_names == expected.column_names + ["score", "model_version"]
-    assert scored.select(expected.column_names).equals(expected)
+SPECS = [(storage.ALERTS_SCORED, "ALERTS"), (storage.CLUSTERS_SCORED, "CLUSTERS")]
 
 
-def test_an_input_that_cannot_be_spliced_is_encoded_again(input_dir, models, published,
-                                                          tmp_path, caplog):
-    """alerts.parquet already has a `score` column: the file is encoded again from the cleaned
-    input rows (decimals as float64), and its score column is ours."""
+@pytest.mark.parametrize("name, spec", SPECS)
+def test_scored_files_hold_every_input_column_cleaned_to_the_result_schema(input_dir, published,
+                                                                         name, spec):
     from shared import contract
 
+    spec = getattr(contract, spec)
+    path = input_dir / DATE / spec.file
+    expected = contract.clean_arrow(path, pq.read_table(path), spec)
+    expected = expected.cast(contract.result_schema(expected.schema, spec))
+    scored = pq.read_table(published[0] / DATE / name)
+    assert scored.column_names == expected.column_names + ["score", "model_version"]
+    assert scored.select(expected.column_names).equals(expected)
+    assert pa.types.is_float64(scored.schema.field("volume_usd" if spec is contract.ALERTS
+                                                   else "total_volume_usd").type)
+
+
+def _rewrite(path, change) -> pa.Table:
+    table = pq.read_table(path)
+    for name, kind in change.items():
+        table = table.set_column(table.schema.get_field_index(name), pa.field(name, kind, False),
+                                 table.column(name).cast(kind))
+    pq.write_table(table, path)
+    return table
+
+
+def test_one_result_schema_whatever_types_the_input_writer_chose(input_dir, models, published,
+                                                                 tmp_path):
+    """Another writer: float64 volumes, large strings and lists, dictionaries, required
+    fields. The result files have the same schema and values as from the usual writer."""
     copy = tmp_path / "input"
     shutil.copytree(input_dir / DATE, copy / DATE)
-    path = copy / DATE / contract.ALERTS_FILE
+    _rewrite(copy / DATE / "alerts.parquet", {
+        "volume_usd": pa.float64(), "description": pa.large_string(),
+        "typology_type": pa.dictionary(pa.int32(), pa.string()),
+        "risk_indicators": pa.large_list(pa.large_string()), "window_days": pa.int64()})
+    _rewrite(copy / DATE / "clusters.parquet", {
+        "total_volume_usd": pa.float64(), "cluster_type": pa.large_string(),
+        "related_alert_ids": pa.large_list(pa.string())})
+    process_batch(copy, tmp_path / "out", DATE, models=models)
+    for name, _ in SPECS:
+        ours = pq.read_table(tmp_path / "out" / DATE / name)
+        usual = pq.read_table(published[0] / DATE / name)
+        assert ours.schema == usual.schema, name
+        assert ours.equals(usual), name  # decimals were cast exactly, by either writer
+
+
+def test_an_input_score_column_is_replaced_by_ours(input_dir, models, published, tmp_path):
+    copy = tmp_path / "input"
+    shutil.copytree(input_dir / DATE, copy / DATE)
+    path = copy / DATE / "alerts.parquet"
     table = pq.read_table(path)
     pq.write_table(table.append_column("score", pa.array([-1.0] * table.num_rows)), path)
-    with caplog.at_level("WARNING"):
-        process_batch(copy, tmp_path / "out", DATE, models=models)
-    assert "alerts_scored.parquet: input columns cannot be copied (alerts.parquet already has " \
-           "column(s) score); encoding them again" in caplog.text
+    process_batch(copy, tmp_path / "out", DATE, models=models)
     scored = pq.read_table(tmp_path / "out" / DATE / storage.ALERTS_SCORED)
     assert scored.column_names == table.column_names + ["score", "model_version"]
-    assert scored.select(table.column_names).equals(contract.clean_arrow(path, table,
-                                                                         contract.ALERTS))
-    spliced = pq.read_table(published[0] / DATE / storage.ALERTS_SCORED)
-    assert scored.column("score").equals(spliced.column("score"))  # ours, not the input's -1
+    usual = pq.read_table(published[0] / DATE / storage.ALERTS_SCORED)
+    assert scored.column("score").equals(usual.column("score"))  # ours, not the input's -1
 
 
 def test_alert_rows_match_a_full_read_across_batches(input_dir):
