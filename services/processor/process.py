@@ -23,7 +23,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -153,8 +153,9 @@ def _score_and_write(folder: Path, models: Models, inputs, envelope: dict,
     """Score with the three models; write the result files and the API's bodies into folder.
 
     Each file and body is written as soon as its scores are in (on writer threads, the
-    last file on this one) while later predictions still run; envelope is the metadata
-    the bodies repeat. Returns the CPU seconds each model's predictions took and each
+    last file on this one) while later predictions still run; the scored files hold the
+    input's rows in contract.result_schema's types (one schema whatever wrote the input).
+    envelope is the metadata the bodies repeat. Returns the CPU seconds each model's predictions took and each
     model's engine report, both by model name.
     """
     scorer, ranker, cluster_scorer = models.alert_scorer, models.alert_ranker, models.cluster_scorer
@@ -166,8 +167,8 @@ def _score_and_write(folder: Path, models: Models, inputs, envelope: dict,
         scores = _finished(steps, "score_alerts", scorer,
                            lambda: alert_scoring.result()[scorer.name], n)
         pending = [
-            writers.submit(_write_scored, lambda: alert_rows(inputs), scores, scorer.tag,
-                           folder / ALERTS_SCORED, contract.ALERTS),
+            writers.submit(outputs.write_scored_stream, alert_rows(inputs), scores, scorer.tag,
+                           folder / ALERTS_SCORED, spec=contract.ALERTS),
             writers.submit(_render, folder, bodies.ALERT_SCORES, alert_ids, scores, scorer.tag,
                            envelope)]
         ranks = _finished(steps, "rank_alerts", ranker,
@@ -180,9 +181,9 @@ def _score_and_write(folder: Path, models: Models, inputs, envelope: dict,
                                       inputs.clusters.column("cluster_id"), cluster_scores,
                                       cluster_scorer.tag, envelope))
         with steps.step("write"):
-            _write_scored(lambda: cluster_scoring.slices(inputs.clusters), cluster_scores,
-                          cluster_scorer.tag, folder / CLUSTERS_SCORED, contract.CLUSTERS,
-                          CLUSTER_GROUP_ROWS)
+            outputs.write_scored_stream(cluster_scoring.slices(inputs.clusters), cluster_scores,
+                                        cluster_scorer.tag, folder / CLUSTERS_SCORED,
+                                        CLUSTER_GROUP_ROWS, spec=contract.CLUSTERS)
             for future in pending:
                 future.result()  # re-raises a writer's error here
     cpu = {m.name: _prediction_cpu(steps.subject, scoring, m)
@@ -196,13 +197,6 @@ def _render(folder: Path, kind: bodies.ListKind, ids, scores: np.ndarray, tag: s
     """A scores endpoint's body, from the ids and scores in memory."""
     table = pa.table({kind.columns[0]: ids, outputs.SCORE: pa.array(scores, pa.float64())})
     bodies.write_list(folder, kind, table, envelope, tag)
-
-
-def _write_scored(rows: Callable[[], Iterator[pa.Table]], scores, tag: str, path: Path,
-                  spec: contract.TableSpec, group_rows: int = outputs.STREAM_GROUP_ROWS) -> None:
-    """path = the input's rows in contract.result_schema's types (one schema whatever wrote
-    the input), then score and model_version."""
-    outputs.write_scored_stream(rows(), scores, tag, path, group_rows, spec)
 
 
 def _write_ranked(alert_ids, scores, tag: str, folder: Path, envelope: dict) -> None:
