@@ -379,11 +379,23 @@ def clean_arrow(path: Path, table: pa.Table, spec: TableSpec, unique_key: bool =
     return cleaned
 
 
+def result_schema(schema: pa.Schema, spec: TableSpec) -> pa.Schema:
+    """The one schema the processor's results give cleaned input columns, whatever wrote the
+    input: the spec's types (decimals as float64, lists as the spec's), all nullable; columns
+    the spec does not name keep their type."""
+    fields = []
+    for field in schema:
+        index = spec.schema.get_field_index(field.name)
+        kind = field.type if index < 0 else _target_type(spec.schema.field(index).type, field.type)
+        fields.append(pa.field(field.name, kind))
+    return pa.schema(fields)
+
+
 def check_types(path: Path, schema: pa.Schema, spec: TableSpec, names) -> None:
     """Raise ContractError for a named column of schema whose type cannot become the spec's.
 
-    Checked on an empty column of that type, so no data is read: for columns passed on as
-    they are (spliced into a result) rather than cleaned. Casts that only fail for some
+    Checked on an empty column of that type, so no data is read: for columns read only when
+    the result is written, so a bad type fails before scoring. Casts that only fail for some
     values (text to numbers) are not caught this way.
     """
     for name in names:

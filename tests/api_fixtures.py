@@ -1,8 +1,9 @@
 """Publish synthetic output dates the way the processor does, for the API's tests and benchmark.
 
 Each date gets the four output files (alerts_scored, alerts_ranked, clusters_scored,
-metadata.json) written with pyarrow into a staging folder and published atomically
-through shared.storage, so the API sees exactly the layout it serves in production.
+metadata.json) written with pyarrow into a staging folder, its response bodies rendered
+there (shared.bodies) and the folder published atomically through shared.storage, so the
+API sees exactly the layout it serves in production.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import datetime as dt
 import json
 import uuid
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shared import storage
+from shared import bodies, storage
 
 # Scores that break naive float formatting: tiny, subnormal, 0.1+0.2, the bounds.
 TRICKY_SCORES = (0.0, 1.0, 1e-7, 5e-324, 0.1 + 0.2, 1 / 3, 0.30000000000000004, 2.5e-05)
@@ -30,10 +32,13 @@ def model_versions(tag: str) -> dict[str, str]:
 
 def publish_date(root: Path, date: str, *, alerts: int = 20, clusters: int = 5, seed: int = 0,
                  network: str = "bitcoin", window_days: int = 7, marker: float | None = None,
-                 tag: str = "1.0.0", extra_meta: dict | None = None) -> Path:
+                 tag: str = "1.0.0", extra_meta: dict | None = None,
+                 before_render: Callable[[Path], None] | None = None, render: bool = True) -> Path:
     """Publish one synthetic output date under root; returns its version folder.
 
-    With `marker`, every score of the date equals it (for tests that must tell versions apart).
+    With `marker`, every score of the date equals it (for tests that must tell versions apart);
+    before_render(staging folder) may alter the files before the bodies are rendered;
+    render=False publishes without bodies, as the processor did before it rendered them.
     """
     rng = np.random.default_rng(seed)
     alert_ids = _ids(rng, alerts)
@@ -48,6 +53,10 @@ def publish_date(root: Path, date: str, *, alerts: int = 20, clusters: int = 5, 
         _write_clusters(tmp, date, window_days, cluster_ids, cluster_scores, versions)
         meta = metadata(date, network, window_days, alerts, clusters, versions, extra_meta)
         (tmp / storage.METADATA).write_text(json.dumps(meta, indent=2))
+        if before_render is not None:
+            before_render(tmp)
+        if render:
+            bodies.render_version(tmp)
     storage.publish(tmp, target)
     return storage.resolve(target)
 
@@ -120,7 +129,7 @@ def _write_clusters(folder: Path, date: str, window: int, ids: list, scores: np.
 
 
 def publish_incomplete(root: Path, date: str, missing: str = storage.METADATA) -> Path:
-    """A date symlinked to a version folder that lacks one output file (never a real publish)."""
+    """A date symlinked to a version folder that lacks one file (never a real publish)."""
     version = publish_date(root, date)
     (version / missing).unlink()
     return version

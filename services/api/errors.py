@@ -8,7 +8,8 @@ import uuid
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException, InternalServerError, NotFound, ServiceUnavailable
 
-from .render import dumps
+from shared.bodies import dumps
+
 from .results import DateChanging, DateNotFound
 from .store import ResultFileError
 

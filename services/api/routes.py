@@ -6,11 +6,10 @@ from flask import Blueprint, current_app, request
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import BaseConverter
 
+from shared.bodies import ALERT_RANKINGS, ALERT_SCORES, CLUSTER_SCORES, ListKind, dumps
 from shared.version import package_version
 
 from . import params, responses
-from .cache import ALERT_RANKINGS, ALERT_SCORES, CLUSTER_SCORES
-from .render import ListKind, dumps, static_body
 from .results import Results
 
 bp = Blueprint("results", __name__)
@@ -46,8 +45,8 @@ def _concrete(raw: str) -> tuple[str, str]:
 def _list(raw: str, kind: ListKind):
     date, cache_control = _concrete(raw)
     wanted = params.page_param(request.args)
-    body = _results().listing(date, kind)
-    return responses.send_page(request, body, wanted, cache_control)
+    return _results().answer(date, lambda version: responses.send_list(
+        request, version, kind, wanted, cache_control))
 
 
 @bp.get("/scores/alerts/<anytext:date>")
@@ -72,7 +71,8 @@ def cluster_scores(date: str):
 def metadata(date: str):
     """The date's metadata.json as published."""
     date, cache_control = _concrete(date)
-    return responses.send(request, _results().metadata(date), cache_control)
+    return _results().answer(date, lambda version: responses.send_metadata(
+        request, version, cache_control))
 
 
 @bp.get("/dates")
@@ -80,9 +80,9 @@ def dates():
     """Published dates, newest first, and the newest one."""
     params.check_network(request.args, _network())
     listed = _results().dates()
-    data = dumps({"dates": listed, "latest": listed[0] if listed else None})
-    body = static_body(data, data.decode(), precompress=False)
-    return responses.send(request, body, responses.REVALIDATE)
+    body = responses.static(dumps({"dates": listed, "latest": listed[0] if listed else None}),
+                            precompress=False)
+    return responses.send_static(request, body, responses.REVALIDATE)
 
 
 @bp.get("/health")
@@ -99,4 +99,5 @@ def health():
 @bp.get("/openapi.json")
 def openapi():
     """This API's OpenAPI description."""
-    return responses.send(request, current_app.extensions["aml_openapi"], responses.REVALIDATE)
+    return responses.send_static(request, current_app.extensions["aml_openapi"],
+                                 responses.REVALIDATE)

@@ -1,30 +1,24 @@
-"""The published output folder as the API sees it: which dates exist, and reading one version.
+"""The published output folder as the API sees it: which dates exist, and reading their files.
 
 A date exists only when `OUTPUT_DIR/{date}` is a symlink into `OUTPUT_DIR/.versions/`
-whose version folder holds every output file. The version folder's name is its
-identity: published folders are never edited, so anything derived from one can be
-cached under that name for good.
+whose version folder holds every output file and every rendered body (shared/bodies.py).
+The version folder's name is its identity: published folders are never edited, so ETags
+derive from that name and a check of a folder holds for good.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import threading
 import time
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from shared import storage
-
-log = logging.getLogger(__name__)
+from shared import bodies, storage
 
 # Listing the dates costs one readlink per date; `latest` and /dates ask often.
 DATES_TTL_S = 1.0
 VERIFIED_MAX = 4096
+REQUIRED = (*storage.OUTPUT_FILES, *bodies.FILES)
 
 
 class VersionGone(RuntimeError):
@@ -32,7 +26,7 @@ class VersionGone(RuntimeError):
 
 
 class ResultFileError(RuntimeError):
-    """A published output file is unreadable or malformed; the message names file and problem."""
+    """A published file is malformed; the message names `{date}/{file}` and the problem."""
 
 
 class OutputFolder:
@@ -60,8 +54,8 @@ class OutputFolder:
         path = storage.resolve(Path(link))
         if path is None or path.parent != (self.root / storage.VERSIONS).resolve():
             return None
-        if not all((path / name).is_file() for name in storage.OUTPUT_FILES):
-            return None  # not complete (yet): look again next time
+        if not all((path / name).is_file() for name in REQUIRED):
+            return None  # not complete (yet, or not rendered yet): look again next time
         with self._lock:
             if len(self._verified) >= VERIFIED_MAX:
                 self._verified.clear()
@@ -91,39 +85,37 @@ class OutputFolder:
         return self.root.is_dir() and os.access(self.root, os.R_OK | os.X_OK)
 
 
-def read_metadata(version: Path) -> tuple[dict, bytes]:
-    """metadata.json of a version: parsed, and its exact bytes."""
-    raw = _read_bytes(version / storage.METADATA)
+def open_file(path: Path):
+    """A published file opened for reading; VersionGone when its folder was removed."""
     try:
-        meta = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultFileError(f"{_name(version, storage.METADATA)} is not valid JSON: {exc}") from exc
-    if not isinstance(meta, dict):
-        raise ResultFileError(f"{_name(version, storage.METADATA)} is not a JSON object")
-    return meta, raw
-
-
-def read_columns(version: Path, file_name: str, columns: list[str],
-                 optional: tuple[str, ...] = ()) -> pa.Table:
-    """Only the named columns of one output parquet file (optional ones when present)."""
-    path = version / file_name
-    try:
-        schema = pq.read_schema(path)
-        missing = [c for c in columns if c not in schema.names]
-        if missing:
-            raise ResultFileError(f"{_name(version, file_name)} has no column {missing[0]!r}")
-        return pq.read_table(path, columns=[*columns, *(c for c in optional if c in schema.names)])
+        return open(path, "rb")
     except FileNotFoundError as exc:
         raise VersionGone(str(path)) from exc
-    except (pa.ArrowException, OSError) as exc:
-        raise ResultFileError(f"{_name(version, file_name)} is not a readable parquet file: {exc}") from exc
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError as exc:
-        raise VersionGone(str(path)) from exc
+def read_page(version: Path, kind: bodies.ListKind, offset: int, limit: int | None) -> bytes:
+    """The list response restricted to rows [offset, offset+limit): head, one range, tail."""
+    index_path = version / kind.index
+    with open_file(index_path) as index, open_file(version / kind.body) as body:
+        size = os.fstat(body.fileno()).st_size
+        try:
+            head_len, tail_start, rows = bodies.read_index(index_path)
+        except ValueError as exc:
+            raise ResultFileError(f"{_name(version, kind.index)}: {exc}") from exc
+        start = min(offset, rows)
+        stop = rows if limit is None else min(rows, start + limit)
+        first, last = _bound(index, start), _bound(index, stop)
+        if not 0 < head_len <= tail_start <= size or not head_len - 1 <= first <= last <= tail_start:
+            raise ResultFileError(f"{_name(version, kind.index)} does not match "
+                                  f"{_name(version, kind.body)}")
+        # Row `start` begins with its separator (`[` or `,`), which the head already ends with.
+        selected = os.pread(body.fileno(), last - first - 1, first + 1) if stop > start else b""
+        return b"".join((os.pread(body.fileno(), head_len, 0), selected,
+                         os.pread(body.fileno(), size - tail_start, tail_start)))
+
+
+def _bound(index, row: int) -> int:
+    return int.from_bytes(os.pread(index.fileno(), 8, 8 * (2 + row)), "little", signed=True)
 
 
 def _name(version: Path, file_name: str) -> str:

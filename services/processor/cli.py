@@ -1,4 +1,4 @@
-"""Subcommands of the processor service: process, train, train-shipped."""
+"""Subcommands of the processor service: process, render, train, learn, models, train-shipped."""
 
 from __future__ import annotations
 
@@ -42,6 +42,11 @@ def add_commands(sub) -> None:
                          help="compiled or lightgbm, for all models or one (repeat for each; "
                               "default: PREDICT_ENGINE)")
     process.set_defaults(func=run_process)
+
+    render = sub.add_parser("render", help="render the API's response bodies of dates published "
+                                           "without them (the process worker does it at start)")
+    render.add_argument("--output-dir", type=Path, help="output root (default: OUTPUT_DIR)")
+    render.set_defaults(func=run_render)
 
     train = sub.add_parser("train", help="train the three models on labelled input dates")
     train.add_argument("--input-dir", type=Path, help="input root (default: INPUT_DIR)")
@@ -169,6 +174,15 @@ def run_process(args: argparse.Namespace, settings) -> int:
     print(json.dumps({k: metadata[k] for k in ("processing_date", "alert_count", "cluster_count",
                                                "model_versions", "predict_engines")}))
     return 0
+
+
+def run_render(args: argparse.Namespace, settings) -> int:
+    """aml-miner render: exit 1 when a date could not be rendered."""
+    from services.processor.render import render_published
+
+    outcomes = render_published(args.output_dir or settings.OUTPUT_DIR)
+    print(json.dumps(outcomes))
+    return 1 if any(o != "rendered" for o in outcomes.values()) else 0
 
 
 def run_train(args: argparse.Namespace, settings) -> int:

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from services.processor import splice
+from shared import contract
 from shared.storage import fsync_file
 
 # Fixed writer options: the same table always gives the same bytes.
@@ -128,11 +128,17 @@ def _row_groups(tables: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:
 
 
 def write_scored_stream(batches: Iterator[pa.Table], scores: np.ndarray, tag: str,
-                        path: Path, group_rows: int = STREAM_GROUP_ROWS) -> None:
-    """Write input batches with their slice of the scores appended, a row group at a time."""
+                        path: Path, group_rows: int = STREAM_GROUP_ROWS,
+                        spec: contract.TableSpec | None = None) -> None:
+    """Write input batches with their slice of the scores appended, a row group at a time.
+
+    With spec, the input columns take contract.result_schema's types first.
+    """
     writer, offset = None, 0
     try:
         for group in _row_groups(batches, group_rows):
+            if spec is not None:
+                group = group.cast(contract.result_schema(group.schema, spec))
             table = with_scores(group, scores[offset:offset + group.num_rows], tag)
             offset += group.num_rows
             writer = writer or pq.ParquetWriter(path, table.schema, **STREAM_OPTIONS,
@@ -146,20 +152,6 @@ def write_scored_stream(batches: Iterator[pa.Table], scores: np.ndarray, tag: st
     if offset != len(scores):
         raise ScoreError(f"{tag}: {len(scores)} scores for {offset} rows of {path.name}")
     fsync_file(path)  # see write_parquet
-
-
-def write_spliced(source: Path, scores: np.ndarray, tag: str, path: Path) -> None:
-    """source's columns as they are (chunks copied, see splice.py), then score and model_version.
-
-    Raises splice.Unsupported, before writing anything, for a source it cannot copy, and
-    ScoreError when the scores are not one per row of source.
-    """
-    columns = score_columns(scores, tag)
-    try:
-        splice.append_columns(source, columns, path,
-                              {**STREAM_OPTIONS, **column_options(columns.schema)})
-    except splice.RowMismatch as exc:
-        raise ScoreError(f"{tag}: {exc}") from exc
 
 
 def utc_timestamp() -> str:

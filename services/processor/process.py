@@ -2,7 +2,8 @@
 
 Reads input/{date}/, builds features, scores alerts (alert scorer), ranks them
 (alert ranker), scores clusters (cluster scorer), checks every score, writes each
-result file into a staging folder and publishes the folder with one atomic rename.
+result file and the API's response bodies (shared/bodies.py) into a staging folder
+and publishes the folder with one atomic rename.
 Any failure before the rename leaves the previous result as it was.
 
 Predictions run in row chunks on one predictor thread per core (scoring.py), each model
@@ -22,18 +23,19 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
+import numpy as np
 import pyarrow as pa
 
-from services.processor import outputs, predictor, splice
+from services.processor import outputs, predictor
 from services.processor.features import (alert_features, cluster_address_columns,
                                          cluster_features)
 from services.processor.inputs import alert_rows, batch_identity, checksums, load_inputs
 from services.processor.memory import disable_huge_pages, share_one_allocator
 from services.processor.models import Model, Models, cpu_threads, load_models
 from services.processor.scoring import Scoring
-from shared import contract, publish_lock
+from shared import bodies, contract, publish_lock
 from shared.modelsets import ModelSet
 from shared.settings import Settings
 from shared.storage import (ALERTS_RANKED, ALERTS_SCORED, CLUSTERS_SCORED, METADATA,
@@ -42,8 +44,8 @@ from shared.storage import (ALERTS_RANKED, ALERTS_SCORED, CLUSTERS_SCORED, METAD
 
 log = logging.getLogger(__name__)
 
-# Row groups of clusters_scored when its input cannot be spliced and it is encoded again
-# (streamed as its predictions finish: small row groups leave little to write at the end).
+# Row groups of clusters_scored (streamed as its predictions finish: small row groups leave
+# little to write at the end).
 CLUSTER_GROUP_ROWS = 65_536
 
 
@@ -129,43 +131,60 @@ def _prediction_cpu(subject: str, scoring: Scoring, model: Model) -> float:
     return round(seconds, 3)
 
 
-def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> tuple[dict, dict]:
-    """Score with the three models and write the result files into folder.
-
-    Returns the CPU seconds each model's predictions took and each model's engine report,
-    both by model name.
-    """
+def _queue_predictions(predict: ThreadPoolExecutor, models: Models, inputs,
+                       steps: Steps) -> tuple[Scoring, Scoring]:
+    """Queue every prediction on the pool: alert chunks, with the cluster features built
+    beside them, then the cluster chunks behind the alert ones (no core waits between)."""
     alerts = _alert_features(inputs, steps)
-    scorer, ranker = models.alert_scorer, models.alert_ranker
-    cluster_scorer = models.cluster_scorer
-    n = inputs.alerts.num_rows
+    clustering = predict.submit(_cluster_features, inputs, alerts, steps.subject)
+    alert_scoring = Scoring(predict, alerts, [models.alert_scorer, models.alert_ranker])
+    # Once this returns, only the scorings hold feature columns (the frames are dropped).
+    return alert_scoring, Scoring(predict, clustering.result(), [models.cluster_scorer])
+
+
+def _finished(steps: Steps, step: str, model: Model, scores: Callable[[], np.ndarray],
+              rows: int) -> np.ndarray:
+    """A model's scores once all its chunks are done and check_scores passed them."""
+    with steps.step(step):
+        return _checked(model, scores(), rows)
+
+
+def _score_and_write(folder: Path, models: Models, inputs, envelope: dict,
+                     steps: Steps) -> tuple[dict, dict]:
+    """Score with the three models; write the result files and the API's bodies into folder.
+
+    Each file and body is written as soon as its scores are in (on writer threads, the
+    last file on this one) while later predictions still run; the scored files hold the
+    input's rows in contract.result_schema's types (one schema whatever wrote the input).
+    envelope is the metadata the bodies repeat. Returns the CPU seconds each model's predictions took and each
+    model's engine report, both by model name.
+    """
+    scorer, ranker, cluster_scorer = models.alert_scorer, models.alert_ranker, models.cluster_scorer
+    n, clusters = inputs.alerts.num_rows, inputs.clusters.num_rows
+    alert_ids = inputs.alerts.column("alert_id")
     with _pool(cpu_threads(), "predict") as predict, _pool(3, "write") as writers:
-        # First in the queue: one core builds them while the other predicts alerts.
-        clustering = predict.submit(_cluster_features, inputs, alerts, steps.subject)
-        alert_scoring = Scoring(predict, alerts, [scorer, ranker])
-        del alerts  # the scoring and the cluster features hold the columns they still need
+        alert_scoring, cluster_scoring = _queue_predictions(predict, models, inputs, steps)
         _release_unused()
-        clusters = clustering.result()
-        # Queued behind the alert chunks, so no core waits between the two.
-        cluster_scoring = Scoring(predict, clusters, [cluster_scorer])
-        del clusters
-        with steps.step("score_alerts"):
-            scores = _checked(scorer, alert_scoring.result()[scorer.name], n)
-        pending = [writers.submit(_write_scored, inputs.folder / contract.ALERTS_FILE,
-                                  lambda: alert_rows(inputs), scores, scorer.tag,
-                                  folder / ALERTS_SCORED)]
-        with steps.step("rank_alerts"):
-            ranks = _checked(ranker, outputs.sigmoid(alert_scoring.scores[ranker.name]), n)
-        pending.append(writers.submit(_write_ranked, inputs.alerts.column("alert_id"), ranks,
-                                      ranker.tag, folder / ALERTS_RANKED))
-        with steps.step("score_clusters"):
-            _checked(cluster_scorer, cluster_scoring.result()[cluster_scorer.name],
-                     inputs.clusters.num_rows)
+        scores = _finished(steps, "score_alerts", scorer,
+                           lambda: alert_scoring.result()[scorer.name], n)
+        pending = [
+            writers.submit(outputs.write_scored_stream, alert_rows(inputs), scores, scorer.tag,
+                           folder / ALERTS_SCORED, spec=contract.ALERTS),
+            writers.submit(_render, folder, bodies.ALERT_SCORES, alert_ids, scores, scorer.tag,
+                           envelope)]
+        ranks = _finished(steps, "rank_alerts", ranker,
+                          lambda: outputs.sigmoid(alert_scoring.scores[ranker.name]), n)
+        pending.append(writers.submit(_write_ranked, alert_ids, ranks, ranker.tag, folder,
+                                      envelope))
+        cluster_scores = _finished(steps, "score_clusters", cluster_scorer,
+                                   lambda: cluster_scoring.result()[cluster_scorer.name], clusters)
+        pending.append(writers.submit(_render, folder, bodies.CLUSTER_SCORES,
+                                      inputs.clusters.column("cluster_id"), cluster_scores,
+                                      cluster_scorer.tag, envelope))
         with steps.step("write"):
-            _write_scored(inputs.folder / contract.CLUSTERS_FILE,
-                          lambda: cluster_scoring.slices(inputs.clusters),
-                          cluster_scoring.scores[cluster_scorer.name], cluster_scorer.tag,
-                          folder / CLUSTERS_SCORED, CLUSTER_GROUP_ROWS)
+            outputs.write_scored_stream(cluster_scoring.slices(inputs.clusters), cluster_scores,
+                                        cluster_scorer.tag, folder / CLUSTERS_SCORED,
+                                        CLUSTER_GROUP_ROWS, spec=contract.CLUSTERS)
             for future in pending:
                 future.result()  # re-raises a writer's error here
     cpu = {m.name: _prediction_cpu(steps.subject, scoring, m)
@@ -174,20 +193,18 @@ def _score_and_write(folder: Path, models: Models, inputs, steps: Steps) -> tupl
     return cpu, {**alert_scoring.report, **cluster_scoring.report}
 
 
-def _write_scored(source: Path, rows: Callable[[], Iterator[pa.Table]], scores, tag: str,
-                  path: Path, group_rows: int = outputs.STREAM_GROUP_ROWS) -> None:
-    """path = source's rows, then score and model_version: source's column chunks copied as
-    they are, or, where splice cannot copy them, its rows (from rows()) encoded again."""
-    try:
-        outputs.write_spliced(source, scores, tag, path)
-    except splice.Unsupported as exc:
-        log.warning("%s: input columns cannot be copied (%s); encoding them again", path.name, exc)
-        outputs.write_scored_stream(rows(), scores, tag, path, group_rows)
+def _render(folder: Path, kind: bodies.ListKind, ids, scores: np.ndarray, tag: str,
+            envelope: dict) -> None:
+    """A scores endpoint's body, from the ids and scores in memory."""
+    table = pa.table({kind.columns[0]: ids, outputs.SCORE: pa.array(scores, pa.float64())})
+    bodies.write_list(folder, kind, table, envelope, tag)
 
 
-def _write_ranked(alert_ids, scores, tag: str, path: Path) -> None:
-    """Sort and write alerts_ranked (run in a writer thread: the sort is not free either)."""
-    outputs.write_parquet(outputs.ranked(alert_ids, scores, tag), path)
+def _write_ranked(alert_ids, scores, tag: str, folder: Path, envelope: dict) -> None:
+    """Sort, write alerts_ranked and render its body (on a writer thread: the sort is not free)."""
+    table = outputs.ranked(alert_ids, scores, tag)
+    outputs.write_parquet(table, folder / ALERTS_RANKED)
+    bodies.write_list(folder, bodies.ALERT_RANKINGS, table, envelope, tag)
 
 
 def _timed_checksums(source: Path) -> tuple[dict, float]:
@@ -261,20 +278,20 @@ def _publish_batch(source: Path, target: Path, processing_date: str, models: Mod
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="checksums") as pool:
         hashing = pool.submit(_timed_checksums, source)
         inputs, network, window = _read(source, processing_date, settings, steps)
+        # What the bodies repeat is known before scoring; the timestamp is when scoring began.
+        metadata = {
+            "processing_date": processing_date, "network": network, "window_days": window,
+            "alert_count": inputs.alerts.num_rows, "cluster_count": inputs.clusters.num_rows,
+            "model_versions": models.versions(), "model_set": model_set.describe(),
+            "model_github_url": settings.MODEL_GITHUB_URL, "timestamp": outputs.utc_timestamp(),
+        }
         with staging_dir(target) as tmp:
-            prediction_cpu, engines = _score_and_write(tmp, models, inputs, steps)
+            prediction_cpu, engines = _score_and_write(tmp, models, inputs, metadata, steps)
             sums, steps.seconds["checksums"] = hashing.result()
-            metadata = {
-                "processing_date": processing_date, "network": network, "window_days": window,
-                "alert_count": inputs.alerts.num_rows,
-                "cluster_count": inputs.clusters.num_rows,
-                "model_versions": models.versions(), "model_set": model_set.describe(),
-                "model_github_url": settings.MODEL_GITHUB_URL,
-                "timestamp": outputs.utc_timestamp(),
-                "input_sha256": sums, "timings_s": steps.total(),
-                "prediction_cpu_s": prediction_cpu, "predict_engines": engines,
-            }
+            metadata.update(input_sha256=sums, timings_s=steps.total(),
+                            prediction_cpu_s=prediction_cpu, predict_engines=engines)
             outputs.write_metadata(metadata, tmp / METADATA)
+            bodies.write_metadata_gzip(tmp)
     # Outside the block: once the rename is done, tmp is the live version and must stay.
     publish(tmp, target)
     return metadata

@@ -57,7 +57,17 @@ def run(settings: Settings, burst: bool = False) -> int:
             print(f"aml-miner worker: configuration error: {exc}", file=sys.stderr)
             return 2
     _warn_unset_url(settings)
+    _render_published(settings)
     return worker.run(settings, settings.QUEUE_PROCESS, burst=burst, prepare=jobs.prepare)
+
+
+def _render_published(settings: Settings) -> None:
+    """Dates published before the API's bodies existed get them, once, before any job."""
+    from services.processor.render import render_published
+
+    outcomes = render_published(settings.OUTPUT_DIR)
+    if outcomes:
+        log.info("rendered the response bodies of published dates: %s", outcomes)
 
 
 def run_learner(settings: Settings, burst: bool = False) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from shared import bodies, storage
 from tests.api_fixtures import publish_date
 
 REPO = Path(__file__).resolve().parents[2]
@@ -159,6 +160,19 @@ def test_republishing_under_real_load_never_serves_a_mix(server):
     assert failures == [] and len(seen) >= 6
 
 
+@pytest.mark.parametrize("kind", bodies.LIST_KINDS, ids=lambda k: k.name)
+def test_a_full_response_is_the_published_file_byte_for_byte(server, kind):
+    version = storage.resolve(server.root / DATE)
+    url = {bodies.ALERT_SCORES: "/scores/alerts/", bodies.ALERT_RANKINGS: "/rankings/alerts/",
+           bodies.CLUSTER_SCORES: "/scores/clusters/"}[kind] + DATE
+    plain = _request(server.port, url)
+    packed = _request(server.port, url, headers={"Accept-Encoding": "gzip"})
+    assert plain[0] == packed[0] == 200
+    assert plain[2] == (version / kind.body).read_bytes()
+    assert packed[2] == (version / kind.gzip).read_bytes()
+    assert int(plain[1]["Content-Length"]) == len(plain[2])
+
+
 def _wait_until_seen(seen: set, k: int, deadline_s: float = 10) -> None:
     """Let the readers catch up with version k (a loaded machine may be slow), then go on."""
     deadline = time.monotonic() + deadline_s
@@ -171,8 +185,8 @@ def test_sigterm_reaches_gunicorn_and_it_exits_cleanly(tmp_path):
     srv = Server(tmp_path / "output", tmp_path / "log.txt")
     assert _request(srv.port, f"/metadata/{DATE}")[0] == 200
     deadline = time.monotonic() + 30
-    while (tmp_path / "log.txt").read_text().count(f"warmed {DATE}") < 2:  # one per worker
-        assert time.monotonic() < deadline, "post_worker_init did not warm the newest date"
+    while (tmp_path / "log.txt").read_text().count("Booting worker") < 2:
+        assert time.monotonic() < deadline, "gunicorn did not boot both workers"
         time.sleep(0.1)
     assert srv.stop() == 0
     log = (tmp_path / "log.txt").read_text()

@@ -15,7 +15,7 @@ from services.processor.models import load_models
 from services.processor.parity import TOLERANCE
 from services.processor.predictor import COMPILED, LIGHTGBM
 from services.processor.process import process_batch
-from shared import storage
+from shared import bodies, storage
 from shared.storage import sha256_file
 from tests.processor_fixtures import DATE, generated_input
 
@@ -123,6 +123,30 @@ def test_rerun_gives_byte_identical_parquet(input_dir, models, published, tmp_pa
         assert (tmp_path / DATE / name).read_bytes() == (output_dir / DATE / name).read_bytes()
 
 
+def test_the_bodies_rendered_at_publish_are_those_rendered_from_the_files(published, tmp_path):
+    output_dir, _ = published
+    version = storage.resolve(output_dir / DATE)
+    copy = tmp_path / version.name
+    copy.mkdir()
+    for name in storage.OUTPUT_FILES:
+        shutil.copy(version / name, copy / name)
+    bodies.render_version(copy)
+    for name in bodies.FILES:
+        assert (copy / name).read_bytes() == (version / name).read_bytes(), name
+
+
+def test_a_rerun_renders_the_same_bodies_but_for_its_timestamp(input_dir, models, published,
+                                                                tmp_path):
+    output_dir, first = published
+    second = process_batch(input_dir, tmp_path, DATE, models=models)
+    for kind in bodies.LIST_KINDS:
+        again = (tmp_path / DATE / kind.body).read_bytes()
+        assert again.replace(second["timestamp"].encode(), first["timestamp"].encode()) == \
+            (output_dir / DATE / kind.body).read_bytes()
+        assert (tmp_path / DATE / kind.index).read_bytes() == \
+            (output_dir / DATE / kind.index).read_bytes()
+
+
 def test_models_dir_path_loads_the_shipped_models_on_the_settings_engine(
         input_dir, settings_module, published, tmp_path):
     metadata = process_batch(input_dir, tmp_path, DATE, models_dir=settings_module.MODELS_DIR,
@@ -166,38 +190,66 @@ def test_cluster_whose_members_are_all_missing_is_scored(input_dir, models, tmp_
     assert len(scored) == clusters.num_rows + 1
 
 
-@pytest.mark.parametrize("name, source", [(storage.ALERTS_SCORED, "alerts.parquet"),
-                                          (storage.CLUSTERS_SCORED, "clusters.parquet")])
-def test_scored_files_hold_every_input_column_as_the_input_has_it(input_dir, published, name,
-                                                                  source):
-    output_dir, _ = published
-    expected = pq.read_table(input_dir / DATE / source)  # spliced: the input's own types
-    scored = pq.read_table(output_dir / DATE / name)
-    assert scored.column_names == expected.column_names + ["score", "model_version"]
-    assert scored.select(expected.column_names).equals(expected)
+SPECS = [(storage.ALERTS_SCORED, "ALERTS"), (storage.CLUSTERS_SCORED, "CLUSTERS")]
 
 
-def test_an_input_that_cannot_be_spliced_is_encoded_again(input_dir, models, published,
-                                                          tmp_path, caplog):
-    """alerts.parquet already has a `score` column: the file is encoded again from the cleaned
-    input rows (decimals as float64), and its score column is ours."""
+@pytest.mark.parametrize("name, spec", SPECS)
+def test_scored_files_hold_every_input_column_cleaned_to_the_result_schema(input_dir, published,
+                                                                         name, spec):
     from shared import contract
 
+    spec = getattr(contract, spec)
+    path = input_dir / DATE / spec.file
+    expected = contract.clean_arrow(path, pq.read_table(path), spec)
+    expected = expected.cast(contract.result_schema(expected.schema, spec))
+    scored = pq.read_table(published[0] / DATE / name)
+    assert scored.column_names == expected.column_names + ["score", "model_version"]
+    assert scored.select(expected.column_names).equals(expected)
+    assert pa.types.is_float64(scored.schema.field("volume_usd" if spec is contract.ALERTS
+                                                   else "total_volume_usd").type)
+
+
+def _rewrite(path, change) -> pa.Table:
+    table = pq.read_table(path)
+    for name, kind in change.items():
+        table = table.set_column(table.schema.get_field_index(name), pa.field(name, kind, False),
+                                 table.column(name).cast(kind))
+    pq.write_table(table, path)
+    return table
+
+
+def test_one_result_schema_whatever_types_the_input_writer_chose(input_dir, models, published,
+                                                                 tmp_path):
+    """Another writer: float64 volumes, large strings and lists, dictionaries, required
+    fields. The result files have the same schema and values as from the usual writer."""
     copy = tmp_path / "input"
     shutil.copytree(input_dir / DATE, copy / DATE)
-    path = copy / DATE / contract.ALERTS_FILE
+    _rewrite(copy / DATE / "alerts.parquet", {
+        "volume_usd": pa.float64(), "description": pa.large_string(),
+        "typology_type": pa.dictionary(pa.int32(), pa.string()),
+        "risk_indicators": pa.large_list(pa.large_string()), "window_days": pa.int64()})
+    _rewrite(copy / DATE / "clusters.parquet", {
+        "total_volume_usd": pa.float64(), "cluster_type": pa.large_string(),
+        "related_alert_ids": pa.large_list(pa.string())})
+    process_batch(copy, tmp_path / "out", DATE, models=models)
+    for name, _ in SPECS:
+        ours = pq.read_table(tmp_path / "out" / DATE / name)
+        usual = pq.read_table(published[0] / DATE / name)
+        assert ours.schema == usual.schema, name
+        assert ours.equals(usual), name  # decimals were cast exactly, by either writer
+
+
+def test_an_input_score_column_is_replaced_by_ours(input_dir, models, published, tmp_path):
+    copy = tmp_path / "input"
+    shutil.copytree(input_dir / DATE, copy / DATE)
+    path = copy / DATE / "alerts.parquet"
     table = pq.read_table(path)
     pq.write_table(table.append_column("score", pa.array([-1.0] * table.num_rows)), path)
-    with caplog.at_level("WARNING"):
-        process_batch(copy, tmp_path / "out", DATE, models=models)
-    assert "alerts_scored.parquet: input columns cannot be copied (alerts.parquet already has " \
-           "column(s) score); encoding them again" in caplog.text
+    process_batch(copy, tmp_path / "out", DATE, models=models)
     scored = pq.read_table(tmp_path / "out" / DATE / storage.ALERTS_SCORED)
     assert scored.column_names == table.column_names + ["score", "model_version"]
-    assert scored.select(table.column_names).equals(contract.clean_arrow(path, table,
-                                                                         contract.ALERTS))
-    spliced = pq.read_table(published[0] / DATE / storage.ALERTS_SCORED)
-    assert scored.column("score").equals(spliced.column("score"))  # ours, not the input's -1
+    usual = pq.read_table(published[0] / DATE / storage.ALERTS_SCORED)
+    assert scored.column("score").equals(usual.column("score"))  # ours, not the input's -1
 
 
 def test_alert_rows_match_a_full_read_across_batches(input_dir):

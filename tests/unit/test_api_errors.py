@@ -7,14 +7,13 @@ import shutil
 import sys
 import threading
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from services.api import render
+from services.api import store
 from services.api.app import create_app
 from services.api.params import MAX_LIMIT
-from shared import storage
+from shared import bodies, storage
 from tests.api_fixtures import publish_date, publish_incomplete
 
 DATE = "2025-10-26"
@@ -112,7 +111,7 @@ def test_an_unknown_date_is_404(client, path):
     assert "2024-02-29" in body["description"]
 
 
-@pytest.mark.parametrize("missing", storage.OUTPUT_FILES)
+@pytest.mark.parametrize("missing", [*storage.OUTPUT_FILES, *bodies.FILES])
 def test_a_date_whose_version_folder_is_incomplete_does_not_exist(settings, missing):
     publish_date(settings.OUTPUT_DIR, "2025-10-25")
     publish_incomplete(settings.OUTPUT_DIR, DATE, missing)
@@ -159,42 +158,32 @@ def _internal(response, caplog) -> str:
     return lines[0]
 
 
-def test_malformed_metadata_is_500_and_the_log_names_the_file(settings, caplog):
+def _malformed_index(settings) -> None:
     version = publish_date(settings.OUTPUT_DIR, DATE)
-    _replace(version / storage.METADATA, b"{not json")
-    line = _internal(create_app(settings).test_client().get(f"/metadata/{DATE}"), caplog)
-    assert f"{DATE}/metadata.json" in line and "not valid JSON" in line
+    _replace(version / bodies.ALERT_SCORES.index, b"\x00" * 20)
 
 
-def test_metadata_without_required_keys_is_500_and_the_log_names_the_key(settings, caplog):
+def test_a_malformed_row_index_is_500_and_the_log_names_the_file(settings, caplog):
+    _malformed_index(settings)
+    client = create_app(settings).test_client()
+    line = _internal(client.get(f"/scores/alerts/{DATE}?limit=3"), caplog)
+    assert f"{DATE}/alert-scores.idx" in line
+    assert client.get(f"/scores/alerts/{DATE}").status_code == 200  # the full body needs no index
+
+
+def test_an_index_that_does_not_match_its_body_is_500(settings, caplog):
     version = publish_date(settings.OUTPUT_DIR, DATE)
-    _replace(version / storage.METADATA, json.dumps({"processing_date": DATE}).encode())
-    line = _internal(create_app(settings).test_client().get(f"/scores/alerts/{DATE}"), caplog)
-    assert "'network'" in line
-
-
-def test_a_parquet_file_without_the_score_column_is_500_and_the_log_names_it(settings, caplog):
-    version = publish_date(settings.OUTPUT_DIR, DATE)
-    path = version / storage.CLUSTERS_SCORED
-    os.chmod(path, 0o644)
-    pq.write_table(pq.read_table(path).drop(["score"]), path)
-    line = _internal(create_app(settings).test_client().get(f"/scores/clusters/{DATE}"), caplog)
-    assert f"{DATE}/clusters_scored.parquet" in line and "'score'" in line
-
-
-def test_a_corrupt_parquet_file_is_500_and_pyarrows_text_stays_in_the_log(settings, caplog):
-    version = publish_date(settings.OUTPUT_DIR, DATE)
-    _replace(version / storage.ALERTS_RANKED, b"PAR1 garbage")
-    response = create_app(settings).test_client().get(f"/rankings/alerts/{DATE}")
-    line = _internal(response, caplog)
-    assert "alerts_ranked.parquet" in line and "alerts_ranked" not in response.get_data(True)
+    _replace(version / bodies.ALERT_SCORES.body, b"{}")
+    line = _internal(create_app(settings).test_client().get(f"/scores/alerts/{DATE}?offset=2"),
+                     caplog)
+    assert "alert-scores.idx does not match" in line
 
 
 def test_an_unexpected_error_is_500_without_details(client, monkeypatch, caplog):
     def explode(*args, **kwargs):
         raise RuntimeError("secret detail /srv/internal")
 
-    monkeypatch.setattr(render, "list_body", explode)
+    monkeypatch.setattr(store, "open_file", explode)
     response = client.get(f"/scores/clusters/{DATE}")
     assert "secret" not in response.get_data(True) and "/srv" not in response.get_data(True)
     line = _internal(response, caplog)
@@ -203,11 +192,10 @@ def test_an_unexpected_error_is_500_without_details(client, monkeypatch, caplog)
 
 
 def test_two_errors_get_two_ids(settings, caplog):
-    version = publish_date(settings.OUTPUT_DIR, DATE)
-    _replace(version / storage.METADATA, b"{not json")
+    _malformed_index(settings)
     client = create_app(settings).test_client()
-    first = _error(client.get(f"/metadata/{DATE}"), 500)["description"]
-    second = _error(client.get(f"/metadata/{DATE}"), 500)["description"]
+    first = _error(client.get(f"/scores/alerts/{DATE}?limit=1"), 500)["description"]
+    second = _error(client.get(f"/scores/alerts/{DATE}?limit=1"), 500)["description"]
     assert first != second
 
 
@@ -224,14 +212,11 @@ def _replace(path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def test_rendering_refuses_a_column_type_it_cannot_express():
-    with pytest.raises(TypeError, match="cannot render"):
-        render.json_values(pa.array([[1, 2]]))
-
-
 def test_a_file_without_model_version_falls_back_to_metadata(settings):
-    version = publish_date(settings.OUTPUT_DIR, DATE)
-    path = version / storage.ALERTS_RANKED
-    pq.write_table(pq.read_table(path).drop(["model_version"]), path)
+    def drop(folder):
+        path = folder / storage.ALERTS_RANKED
+        pq.write_table(pq.read_table(path).drop(["model_version"]), path)
+
+    publish_date(settings.OUTPUT_DIR, DATE, before_render=drop)
     body = json.loads(create_app(settings).test_client().get(f"/rankings/alerts/{DATE}").data)
     assert body["model_version"] == "alert_ranker_v1.0.0"

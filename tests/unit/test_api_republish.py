@@ -5,8 +5,6 @@ import threading
 import time
 
 from services.api.app import create_app
-from services.api.cache import ALERT_SCORES
-from services.api.results import Results
 from tests.api_fixtures import publish_date
 
 DATE = "2025-10-26"
@@ -58,7 +56,7 @@ URLS = [f"/scores/alerts/{DATE}", f"/rankings/alerts/latest", f"/scores/clusters
 
 def test_no_response_mixes_versions_while_a_date_is_republished(settings):
     _publish(settings.OUTPUT_DIR, 0)
-    app = create_app(settings, cache_dates=2)  # small: evictions happen during the run too
+    app = create_app(settings)
     done, seen, failures = threading.Event(), set(), []
 
     def reader(offset):
@@ -93,26 +91,16 @@ def test_no_response_mixes_versions_while_a_date_is_republished(settings):
 
 def test_a_version_removed_under_a_reader_is_retried_on_the_current_one(settings):
     _publish(settings.OUTPUT_DIR, 1)
-    results = Results(settings.OUTPUT_DIR)
-    stale = results.folder.version(DATE)
+    app = create_app(settings)
+    folder = app.extensions["aml_results"].folder
+    stale = folder.version(DATE)
     _publish(settings.OUTPUT_DIR, 2)
     _publish(settings.OUTPUT_DIR, 3)  # publish keeps one previous version: 1 is gone now
     assert not stale.exists()
-    real = results.folder.version
+    real = folder.version
     looks = iter([stale])
-    results.folder.version = lambda date: next(looks, None) or real(date)
-    body = json.loads(results.listing(DATE, ALERT_SCORES).data)
-    assert body["model_version"] == "alert_scorer_v1.0.3"
-    assert stale.name not in results.cache.identities()
-
-
-def test_the_cache_holds_a_bounded_number_of_dates(settings):
-    dates = [f"2025-10-{d:02d}" for d in range(1, 7)]
-    for date in dates:
-        publish_date(settings.OUTPUT_DIR, date)
-    app = create_app(settings, cache_dates=3)
-    client = app.test_client()
-    for date in dates:
-        assert client.get(f"/scores/alerts/{date}").status_code == 200
-    cached = app.extensions["aml_results"].cache.identities()
-    assert [name[:10] for name in cached] == dates[-3:]
+    folder.version = lambda date: next(looks, None) or real(date)
+    response = app.test_client().get(f"/scores/alerts/{DATE}")
+    assert response.status_code == 200
+    assert json.loads(response.data)["model_version"] == "alert_scorer_v1.0.3"
+    assert next(looks, None) is None  # the stale folder was tried first
