@@ -6,6 +6,7 @@ test controls exactly what is wrong; integration tests use the real processor.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import shutil
@@ -17,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shared import storage
+from shared import bodies, storage
 
 DATE = "2025-10-26"
 VERSION = "test-scorer-1.0.0"
@@ -104,7 +105,9 @@ def build_output(input_folder: Path, date: str = DATE, version: str = VERSION) -
 
 
 def publish_output(output_root: Path, parts: dict, date: str = DATE) -> Path:
-    """Publish output parts under output_root/date the way the processor does (atomic symlink)."""
+    """Publish output parts under output_root/date the way the processor does (atomic symlink,
+    the API's bodies rendered). Parts too broken to render are published without bodies:
+    the folder checks still read them; the API does not serve them."""
     target = Path(output_root) / date
     with storage.staging_dir(target) as tmp:
         for key, name in (("alerts", storage.ALERTS_SCORED), ("ranking", storage.ALERTS_RANKED),
@@ -113,6 +116,9 @@ def publish_output(output_root: Path, parts: dict, date: str = DATE) -> Path:
                 parts[key].to_parquet(tmp / name, index=False)
         if parts.get("metadata") is not None:
             (tmp / storage.METADATA).write_text(json.dumps(parts["metadata"]))
+        if all((tmp / name).is_file() for name in storage.OUTPUT_FILES):
+            with contextlib.suppress(bodies.RenderError, TypeError):
+                bodies.render_version(tmp)
     storage.publish(tmp, target)
     return target
 
