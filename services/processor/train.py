@@ -146,13 +146,15 @@ def _replace_file(path: Path, write) -> None:
 
 
 def save(models_dir: Path, spec: ModelSpec, version: str, booster, train: Part, valid: Part,
-         metrics: dict, max_rows: int | None = None) -> Path:
+         metrics: dict, max_rows: int | None = None, holdout: bool = True) -> Path:
     """Write the model file, then its sidecar (which carries the model file's sha256)."""
     path = model_file(models_dir, spec.name, version)
     _replace_file(path, lambda tmp: booster.save_model(str(tmp)))
     sidecar = _sidecar(spec, version, path, booster, train, valid, metrics)
     if max_rows is not None:
         sidecar["max_training_rows"] = max_rows
+    if not holdout:  # a refit: its "validation" date was trained on, so its metrics flatter
+        sidecar["validation_in_sample"] = True
     text = json.dumps(sidecar, indent=2) + "\n"
     _replace_file(sidecar_file(path), lambda tmp: tmp.write_text(text))
     log.info("%s: wrote %s and its sidecar (validation %s)", spec.name, path, metrics)
@@ -174,16 +176,23 @@ def _parts(spec: ModelSpec, train: list[DateData], valid: list[DateData],
 def train_models(input_dir: Path | str, dates: list[str], models_dir: Path | str,
                  version: str = "1.0.0", report_dir: Path | str | None = None,
                  specs: tuple[ModelSpec, ...] = SPECS, labels: Path | None = None,
-                 max_rows: int | None = None) -> dict:
+                 max_rows: int | None = None, holdout: bool = True) -> dict:
     """Train, validate and save the models; returns the validation metrics by model.
 
     labels: one address labels file to judge every date by (default: each date's own).
     max_rows: train each model on at most this many labelled rows, drawn uniformly at random
     (the cost of a round grows with the rows; the gain of more rows flattens long before).
+    holdout=False (a refit): train on every date, the newest included; its metrics are then
+    in-sample and the sidecars say so (validation_in_sample).
     """
     if not VERSION_RE.match(version):
         raise TrainingError(f"model version {version!r} is not in X.Y.Z form")
-    train_dates, valid_dates = split_dates(dates)
+    if holdout:
+        train_dates, valid_dates = split_dates(dates)
+    elif dates:
+        train_dates, valid_dates = sorted(dates), sorted(dates)[-1:]
+    else:
+        raise TrainingError("a refit needs at least one date")
     label_rows = read_labels(labels) if labels is not None else None
     data = {d: load_date(Path(input_dir), d, label_rows) for d in sorted(dates)}
     train, valid = [data[d] for d in train_dates], [data[d] for d in valid_dates]
@@ -196,7 +205,8 @@ def train_models(input_dir: Path | str, dates: list[str], models_dir: Path | str
         train_part, valid_part = parts[spec.name]
         booster = fit(spec, train_part)
         metrics, scores = evaluate(booster, valid_part)
-        save(models_dir, spec, version, booster, train_part, valid_part, metrics, max_rows)
+        save(models_dir, spec, version, booster, train_part, valid_part, metrics, max_rows,
+             holdout)
         results.append(report.Result(spec.name, version, metrics, valid_part.label, scores))
     report.write(Path(report_dir) if report_dir else models_dir / "report", results)
     return {r.name: r.metrics for r in results}
