@@ -55,10 +55,16 @@ def test_a_candidate_that_wins_is_promoted(settings, tmp_path):
     assert max(measured["training_dates"] + measured["validation_dates"]) < HISTORY[-1]
     # ... and the promoted set is its refit on every history date, still none of D or later.
     assert record["refit"] is True and record["refit_dates"] == list(HISTORY)
-    for name in ("alert_scorer", "alert_ranker", "cluster_scorer"):
+    assert record["refit_models"] == ["alert_scorer", "cluster_scorer"]
+    for name in ("alert_scorer", "cluster_scorer"):
         sidecar = json.loads(next(now.folder.glob(f"{name}_v*.json")).read_text())
         assert sidecar["training_dates"] == list(HISTORY), name
         assert sidecar["validation_in_sample"] is True
+        assert sidecar["recency_half_life_days"] == settings.LEARN_HALF_LIFE_DAYS, name
+    # The ranker is the measured one (its NDCG@100 is what the comparison judged).
+    ranker = next(now.folder.glob("alert_ranker_v*.json"))
+    assert ranker.read_bytes() == (now.folder / learning.MEASURED / ranker.name).read_bytes()
+    assert "recency_half_life_days" not in json.loads(ranker.read_text())
     last = modelsets.last_learn(settings, NET, DAYS)
     assert last["processing_date"] == D and last["decision"] == "promoted"
     reports = settings.OUTPUT_DIR.parent / "reports"
@@ -74,7 +80,7 @@ def test_without_refit_the_promoted_set_is_the_measured_one(settings, tmp_path):
     assert outcome.decision == "promoted", outcome.reason
     now = modelsets.current(settings, NET, DAYS)
     record = json.loads((now.folder / modelsets.SET_FILE).read_text())
-    assert record["refit"] is False and record["refit_dates"] == []
+    assert record["refit"] is False and record["refit_dates"] == record["refit_models"] == []
     assert not (now.folder / learning.MEASURED).exists()
     sidecar = json.loads(next(now.folder.glob("alert_scorer_v*.json")).read_text())
     assert max(sidecar["training_dates"] + sidecar["validation_dates"]) < HISTORY[-1]
