@@ -122,6 +122,8 @@ class Settings:
     LEARN_MAX_ROWS: int = 300_000
     LEARN_MIN_GAIN: float = 0.005
     LEARN_TOLERANCE: float = 0.01
+    LEARN_REFIT: bool = True
+    LEARN_HALF_LIFE_DAYS: float = 7.0
     LEARN_REPROCESS_TODAY: bool = True
     QUEUE_LEARN: str = "learn"
     JOB_TIMEOUT_LEARN: int = 3600

@@ -7,6 +7,7 @@ last date is held out; its metrics go to each model's sidecar and the report.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -80,27 +81,42 @@ def check_classes(name: str, part: Part, where: str) -> None:
             f"labelled rows (need at least {MIN_CLASS_ROWS} of each class)")
 
 
-def _dataset(spec: ModelSpec, part: Part, names: list[str]):
+def recency_weights(dates: np.ndarray, half_life_days: float | None) -> np.ndarray | None:
+    """Each row's weight 0.5 ** (its date's age in days before the newest row's date /
+    half_life_days), or None (all alike) without a half-life. The newest days weigh most:
+    the SOT's windows overlap from one day to the next, so they are the most like the next."""
+    if not half_life_days:
+        return None
+    unique, inverse = np.unique(np.asarray(dates).astype(str), return_inverse=True)
+    days = np.array([dt.date.fromisoformat(d).toordinal() for d in unique], dtype=np.float64)
+    return (0.5 ** ((days.max() - days) / float(half_life_days)))[inverse]
+
+
+def _dataset(spec: ModelSpec, part: Part, names: list[str], half_life_days: float | None = None):
     import lightgbm
 
-    matrix, label, group = to_matrix(part.frame, names), part.label, None
+    matrix, label, group, weight = to_matrix(part.frame, names), part.label, None, None
     if spec.params["objective"] in RANKING_OBJECTIVES:
+        # (no recency weights: LightGBM's ranking objectives weigh whole queries, not rows)
         order, group = part.queries(MAX_QUERY_ROWS, SEED)
         if len(group) > len(np.unique(part.dates)):  # a date was split: rows were reordered
             matrix, label = matrix[order], label[order]
+    else:
+        weight = recency_weights(part.dates, half_life_days)
     return lightgbm.Dataset(
-        matrix, label=label, group=group, feature_name=names,
+        matrix, label=label, group=group, weight=weight, feature_name=names,
         categorical_feature=[c for c in CATEGORICAL if c in names],
         params={"max_bin": spec.params["max_bin"], "verbose": -1}, free_raw_data=True)
 
 
-def fit(spec: ModelSpec, train: Part):
-    """Train one booster on the labelled training rows."""
+def fit(spec: ModelSpec, train: Part, half_life_days: float | None = None):
+    """Train one booster on the labelled training rows (newer dates weigh more with a
+    half-life; see recency_weights)."""
     import lightgbm
 
     names = list(train.frame.columns)
     started = time.perf_counter()
-    booster = lightgbm.train(spec.params, _dataset(spec, train, names),
+    booster = lightgbm.train(spec.params, _dataset(spec, train, names, half_life_days),
                              num_boost_round=spec.rounds)
     log.info("%s: trained %d trees on %d rows x %d features in %.1fs", spec.name,
              booster.num_trees(), len(train.label), len(names), time.perf_counter() - started)
@@ -146,13 +162,18 @@ def _replace_file(path: Path, write) -> None:
 
 
 def save(models_dir: Path, spec: ModelSpec, version: str, booster, train: Part, valid: Part,
-         metrics: dict, max_rows: int | None = None) -> Path:
+         metrics: dict, max_rows: int | None = None, holdout: bool = True,
+         half_life_days: float | None = None) -> Path:
     """Write the model file, then its sidecar (which carries the model file's sha256)."""
     path = model_file(models_dir, spec.name, version)
     _replace_file(path, lambda tmp: booster.save_model(str(tmp)))
     sidecar = _sidecar(spec, version, path, booster, train, valid, metrics)
     if max_rows is not None:
         sidecar["max_training_rows"] = max_rows
+    if half_life_days and spec.params["objective"] not in RANKING_OBJECTIVES:
+        sidecar["recency_half_life_days"] = half_life_days
+    if not holdout:  # a refit: its "validation" date was trained on, so its metrics flatter
+        sidecar["validation_in_sample"] = True
     text = json.dumps(sidecar, indent=2) + "\n"
     _replace_file(sidecar_file(path), lambda tmp: tmp.write_text(text))
     log.info("%s: wrote %s and its sidecar (validation %s)", spec.name, path, metrics)
@@ -174,16 +195,25 @@ def _parts(spec: ModelSpec, train: list[DateData], valid: list[DateData],
 def train_models(input_dir: Path | str, dates: list[str], models_dir: Path | str,
                  version: str = "1.0.0", report_dir: Path | str | None = None,
                  specs: tuple[ModelSpec, ...] = SPECS, labels: Path | None = None,
-                 max_rows: int | None = None) -> dict:
+                 max_rows: int | None = None, holdout: bool = True,
+                 half_life_days: float | None = None) -> dict:
     """Train, validate and save the models; returns the validation metrics by model.
 
     labels: one address labels file to judge every date by (default: each date's own).
     max_rows: train each model on at most this many labelled rows, drawn uniformly at random
     (the cost of a round grows with the rows; the gain of more rows flattens long before).
+    holdout=False (a refit): train on every date, the newest included; its metrics are then
+    in-sample and the sidecars say so (validation_in_sample).
+    half_life_days: weigh the binary models' rows by their date's recency (recency_weights).
     """
     if not VERSION_RE.match(version):
         raise TrainingError(f"model version {version!r} is not in X.Y.Z form")
-    train_dates, valid_dates = split_dates(dates)
+    if holdout:
+        train_dates, valid_dates = split_dates(dates)
+    elif dates:
+        train_dates, valid_dates = sorted(dates), sorted(dates)[-1:]
+    else:
+        raise TrainingError("a refit needs at least one date")
     label_rows = read_labels(labels) if labels is not None else None
     data = {d: load_date(Path(input_dir), d, label_rows) for d in sorted(dates)}
     train, valid = [data[d] for d in train_dates], [data[d] for d in valid_dates]
@@ -194,9 +224,10 @@ def train_models(input_dir: Path | str, dates: list[str], models_dir: Path | str
     results = []
     for spec in specs:
         train_part, valid_part = parts[spec.name]
-        booster = fit(spec, train_part)
+        booster = fit(spec, train_part, half_life_days)
         metrics, scores = evaluate(booster, valid_part)
-        save(models_dir, spec, version, booster, train_part, valid_part, metrics, max_rows)
+        save(models_dir, spec, version, booster, train_part, valid_part, metrics, max_rows,
+             holdout, half_life_days)
         results.append(report.Result(spec.name, version, metrics, valid_part.label, scores))
     report.write(Path(report_dir) if report_dir else models_dir / "report", results)
     return {r.name: r.metrics for r in results}

@@ -5,6 +5,7 @@ have features that follow who is risky; "uninformative" ones follow a shuffled c
 (a label-shuffled history), so a set trained on them is worse than one that learned.
 """
 
+import dataclasses
 import json
 
 import pytest
@@ -48,13 +49,42 @@ def test_a_candidate_that_wins_is_promoted(settings, tmp_path):
     assert candidate["alert_auc"] >= current["alert_auc"] + settings.LEARN_MIN_GAIN
     record = json.loads((now.folder / modelsets.SET_FILE).read_text())
     assert record["decision"] == "promoted" and record["training_dates"] == list(HISTORY[:-1])
-    sidecar = json.loads(next(now.folder.glob("alert_scorer_v*.json")).read_text())
-    assert max(sidecar["training_dates"] + sidecar["validation_dates"]) < HISTORY[-1]
+    # The measured candidate never saw the comparison date ...
+    measured = json.loads(next((now.folder / learning.MEASURED).glob("alert_scorer_v*.json"))
+                          .read_text())
+    assert max(measured["training_dates"] + measured["validation_dates"]) < HISTORY[-1]
+    # ... and the promoted set is its refit on every history date, still none of D or later.
+    assert record["refit"] is True and record["refit_dates"] == list(HISTORY)
+    assert record["refit_models"] == ["alert_scorer", "cluster_scorer"]
+    for name in ("alert_scorer", "cluster_scorer"):
+        sidecar = json.loads(next(now.folder.glob(f"{name}_v*.json")).read_text())
+        assert sidecar["training_dates"] == list(HISTORY), name
+        assert sidecar["validation_in_sample"] is True
+        assert sidecar["recency_half_life_days"] == settings.LEARN_HALF_LIFE_DAYS, name
+    # The ranker is the measured one (its NDCG@100 is what the comparison judged).
+    ranker = next(now.folder.glob("alert_ranker_v*.json"))
+    assert ranker.read_bytes() == (now.folder / learning.MEASURED / ranker.name).read_bytes()
+    assert "recency_half_life_days" not in json.loads(ranker.read_text())
     last = modelsets.last_learn(settings, NET, DAYS)
     assert last["processing_date"] == D and last["decision"] == "promoted"
     reports = settings.OUTPUT_DIR.parent / "reports"
     assert (reports / f"learn_{NET}_{DAYS}d_{D}.json").is_file()
     assert (reports / f"learn_{NET}_{DAYS}d_{D}_comparison.html").is_file()
+
+
+def test_without_refit_the_promoted_set_is_the_measured_one(settings, tmp_path):
+    settings = dataclasses.replace(settings, LEARN_REFIT=False)
+    write_synthetic_history(settings.INPUT_DIR, (*HISTORY, D), n_alerts=500)
+    current_set(settings, tmp_path, "20250101T000000Z", informative=False)
+    outcome = learning.learn(settings, NET, DAYS, D, specs=quick_specs())
+    assert outcome.decision == "promoted", outcome.reason
+    now = modelsets.current(settings, NET, DAYS)
+    record = json.loads((now.folder / modelsets.SET_FILE).read_text())
+    assert record["refit"] is False and record["refit_dates"] == record["refit_models"] == []
+    assert not (now.folder / learning.MEASURED).exists()
+    sidecar = json.loads(next(now.folder.glob("alert_scorer_v*.json")).read_text())
+    assert max(sidecar["training_dates"] + sidecar["validation_dates"]) < HISTORY[-1]
+    assert "validation_in_sample" not in sidecar
 
 
 def test_a_worse_candidate_is_not_promoted(settings, tmp_path):
@@ -67,7 +97,9 @@ def test_a_worse_candidate_is_not_promoted(settings, tmp_path):
     assert outcome.metrics["candidate"]["alert_auc"] < outcome.metrics["current"]["alert_auc"]
     assert modelsets.current(settings, NET, DAYS).version == good.version
     kept = modelsets.root(settings, NET, DAYS) / outcome.version
-    assert json.loads((kept / modelsets.SET_FILE).read_text())["decision"] == "kept"
+    record = json.loads((kept / modelsets.SET_FILE).read_text())
+    assert record["decision"] == "kept" and record["refit"] is False  # only a winner is refit
+    assert not (kept / learning.MEASURED).exists()
     assert not list((modelsets.root(settings, NET, DAYS) / ".versions").iterdir())
 
 
@@ -87,10 +119,16 @@ def test_nothing_of_the_processing_date_or_later_is_learned_from(settings, tmp_p
     used = outcome.training_dates + [outcome.comparison_date]
     assert used == ["2025-10-01", "2025-10-02", "2025-10-03"]
     assert outcome.labels.endswith("2025-10-04/address_labels.parquet")
-    sidecar = json.loads(next((modelsets.root(settings, NET, DAYS) / outcome.version)
-                              .glob("alert_scorer_v*.json")).read_text())
+    folder = modelsets.root(settings, NET, DAYS) / outcome.version
+    measured = folder / learning.MEASURED if outcome.refit_dates else folder
+    sidecar = json.loads(next(measured.glob("alert_scorer_v*.json")).read_text())
     assert sidecar["training_dates"] == ["2025-10-01"]
     assert sidecar["validation_dates"] == ["2025-10-02"]
+    # A refit (of a winner) learns from every history date: still none of 2025-10-04 or later.
+    assert outcome.refit_dates in ([], used)
+    for path in [*folder.glob("*_v*.json"), *measured.glob("*_v*.json")]:
+        sidecar = json.loads(path.read_text())
+        assert max(sidecar["training_dates"] + sidecar["validation_dates"]) < "2025-10-04"
 
 
 def test_too_little_history_keeps_the_current_set_and_says_what_is_missing(settings):
