@@ -23,7 +23,7 @@ from werkzeug.wsgi import wrap_file
 from shared.bodies import LIST_KINDS
 from shared.storage import InvalidDate, parse_date
 
-from . import responses
+from . import responses, store
 from .params import LATEST
 from .results import Results
 
@@ -83,8 +83,8 @@ class Shortcut:
                 return None  # the folder went: Flask looks again
             return 200, responses.ok_headers(size, etag, cache_control, gzipped), ()
         try:
-            handle = open(path, "rb")
-        except FileNotFoundError:
+            handle = store.open_file(path)
+        except store.VersionGone:
             return None
         try:
             size = os.fstat(handle.fileno()).st_size

@@ -185,15 +185,21 @@ def test_an_incomplete_version_folder_reaches_flask(settings):
     assert apps.flask_calls == 2 * len(ENDPOINTS)
 
 
-def test_a_file_gone_after_the_lookup_reaches_flask(apps, settings, monkeypatch):
-    import services.api.shortcut as shortcut
+def test_a_file_gone_after_the_lookup_reaches_flask(apps, monkeypatch):
+    from services.api import store
 
-    def gone(*args, **kwargs):
-        raise FileNotFoundError("gone")
+    real, calls = store.open_file, []
 
-    monkeypatch.setattr(shortcut, "open", gone, raising=False)
+    def gone_once(path):
+        calls.append(path)
+        if len(calls) == 1:  # the shortcut's open: the folder went after the lookup
+            raise store.VersionGone(str(path))
+        return real(path)
+
+    monkeypatch.setattr(store, "open_file", gone_once)
     fast, slow = apps.both(f"/scores/alerts/{DATE}")
-    assert apps.flask_calls == 1 and fast[:3] == slow[:3]
+    assert apps.flask_calls == 1 and fast[:3] == slow[:3] and fast[0] == "200 OK"
+    assert len(calls) == 3  # the shortcut's, then Flask's for each app
 
 
 def test_an_error_in_the_shortcut_reaches_flask(apps, monkeypatch):
