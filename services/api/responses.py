@@ -72,13 +72,11 @@ def send_static(request: Request, body: Static, cache_control: str) -> Response:
 def send_list(request: Request, version: Path, kind: bodies.ListKind, wanted: Page,
               cache_control: str) -> Response:
     """A list endpoint's full response (a file, gzip when accepted) or a page (plain bytes)."""
-    etag = etag_for(version.name, kind.name)
     if wanted.is_everything:
-        if _gzip_wanted(request):
-            return _file(request, version / kind.gzip, etag_for(version.name, kind.name, "gzip"),
-                         cache_control, gzipped=True)
-        return _file(request, version / kind.body, etag, cache_control)
-    etag = etag_for(etag, wanted.offset, wanted.limit)
+        gzipped = _gzip_wanted(request)
+        path, etag = full_file(version, kind.name, gzipped)
+        return _file(request, path, etag, cache_control, gzipped)
+    etag = etag_for(etag_for(version.name, kind.name), wanted.offset, wanted.limit)
     if _matches(request, etag):
         return _not_modified(etag, cache_control)
     data = store.read_page(version, kind, wanted.offset, wanted.limit)
@@ -87,11 +85,23 @@ def send_list(request: Request, version: Path, kind: bodies.ListKind, wanted: Pa
 
 def send_metadata(request: Request, version: Path, cache_control: str) -> Response:
     """metadata.json exactly as published, or its gzip."""
-    identity = f"{version.name}\x1fmetadata"
-    if _gzip_wanted(request):
-        return _file(request, version / bodies.METADATA_GZ, etag_for(identity, "gzip"),
-                     cache_control, gzipped=True)
-    return _file(request, version / storage.METADATA, etag_for(identity), cache_control)
+    gzipped = _gzip_wanted(request)
+    path, etag = full_file(version, METADATA, gzipped)
+    return _file(request, path, etag, cache_control, gzipped)
+
+
+# What a full response is, by name: its file and its gzip's file in the version folder.
+METADATA = "metadata"
+_FULL_FILES = {METADATA: (storage.METADATA, bodies.METADATA_GZ),
+               **{kind.name: (kind.body, kind.gzip) for kind in bodies.LIST_KINDS}}
+
+
+def full_file(version: Path, name: str, gzipped: bool) -> tuple[Path, str]:
+    """The file a full response (a list kind's name or METADATA) is sent from, and its ETag."""
+    plain, packed = _FULL_FILES[name]
+    if gzipped:
+        return version / packed, etag_for(version.name, name, "gzip")
+    return version / plain, etag_for(version.name, name)
 
 
 def send_json(data: bytes, status: int = 200) -> Response:
@@ -104,7 +114,11 @@ def _gzip_wanted(request: Request) -> bool:
 
 
 def _matches(request: Request, etag: str) -> bool:
-    if_none_match = request.headers.get("If-None-Match")
+    return if_none_match_hits(request.headers.get("If-None-Match"), etag)
+
+
+def if_none_match_hits(if_none_match: str | None, etag: str) -> bool:
+    """Whether an If-None-Match value names etag (weak comparison, `*` included)."""
     return bool(if_none_match) and parse_etags(if_none_match).contains_weak(etag)
 
 
@@ -126,19 +140,24 @@ def _file(request: Request, path: Path, etag: str, cache_control: str,
 
 
 def _response(payload, length: int, etag: str, cache_control: str, gzipped: bool) -> Response:
-    headers = [("Content-Type", JSON), ("Content-Length", str(length))]
-    if gzipped:
-        headers.append(("Content-Encoding", "gzip"))
     return _with_headers(Response(payload, status=200, direct_passthrough=True),
-                         headers + _validators(etag, cache_control))
+                         ok_headers(length, etag, cache_control, gzipped))
 
 
 def _not_modified(etag: str, cache_control: str) -> Response:
-    # A 304 has no body to describe.
-    return _with_headers(Response(status=304), _validators(etag, cache_control))
+    return _with_headers(Response(status=304), validators(etag, cache_control))
 
 
-def _validators(etag: str, cache_control: str) -> list[tuple[str, str]]:
+def ok_headers(length: int, etag: str, cache_control: str, gzipped: bool) -> list[tuple[str, str]]:
+    """The headers of a 200 with a JSON body of length bytes."""
+    headers = [("Content-Type", JSON), ("Content-Length", str(length))]
+    if gzipped:
+        headers.append(("Content-Encoding", "gzip"))
+    return headers + validators(etag, cache_control)
+
+
+def validators(etag: str, cache_control: str) -> list[tuple[str, str]]:
+    """The headers of a 304 (it has no body to describe), and the last ones of a 200."""
     return [("ETag", f'"{etag}"'), ("Cache-Control", cache_control), ("Vary", "Accept-Encoding")]
 
 

@@ -192,3 +192,34 @@ def test_sigterm_reaches_gunicorn_and_it_exits_cleanly(tmp_path):
     log = (tmp_path / "log.txt").read_text()
     assert "Starting gunicorn" in log and "gthread" in log
     assert f'"GET /metadata/{DATE} HTTP/1.1" 200' in log  # the access log goes to stdout
+
+
+GUNICORN_HEADERS = {"date", "server", "connection"}
+
+
+def _flask_only(root: Path):
+    """The same OUTPUT_DIR answered by Flask alone (no WSGI shortcut), through its test client."""
+    from services.api.app import create_app
+    from shared.settings import Settings
+
+    settings = Settings.from_env({}).replace(OUTPUT_DIR=root, NETWORK="bitcoin")
+    return create_app(settings, shortcut=False).test_client()
+
+
+@pytest.mark.parametrize("url", [f"/scores/alerts/{DATE}", "/rankings/alerts/latest",
+                                 f"/scores/clusters/{DATE}", f"/metadata/{DATE}", "/metadata/latest",
+                                 f"/scores/alerts/{DATE}?offset=3&limit=4", "/scores/alerts/2025-01-01"])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("encoding", ["", "gzip", "gzip;q=0"])
+def test_gunicorn_answers_exactly_as_flask_alone(server, url, method, encoding):
+    client = _flask_only(server.root)
+    headers = {"Accept-Encoding": encoding} if encoding else {}
+    first = _request(server.port, url, headers, method)
+    etag = first[1].get("ETag")
+    for extra in ({}, {"If-None-Match": etag} if etag else {}):
+        status, got, body = _request(server.port, url, {**headers, **extra}, method)
+        flask = client.open(url, method=method, headers={**headers, **extra})
+        assert status == flask.status_code
+        assert [(k, v) for k, v in got.items() if k.lower() not in GUNICORN_HEADERS] == \
+            list(flask.headers.items())
+        assert body == flask.get_data()
