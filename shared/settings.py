@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Mapping
@@ -47,7 +48,8 @@ class Settings:
     INPUT_DIR: Path = Path("volumes/input")
     OUTPUT_DIR: Path = Path("volumes/output")
     MODELS_DIR: Path = Path("trained_models")
-    NETWORK: str = "bitcoin"
+    NETWORK: str = "bitcoin"  # the one-network form of NETWORKS
+    NETWORKS: tuple = field(default_factory=tuple)  # several networks; the first is the default
     WINDOW_DAYS: int = 7
     LOG_LEVEL: str = "INFO"
 
@@ -157,7 +159,32 @@ class Settings:
                 continue
             values[f.name] = _convert(f.name, _field_type(f), raw, _optional(f))
         values.update(overrides)
+        _agree_networks(environ, values)
         return cls(**values)
+
+    @property
+    def networks(self) -> tuple[str, ...]:
+        """The networks this stack serves, the default (NETWORK) first."""
+        return self.NETWORKS or (self.NETWORK,)
+
+    @property
+    def multi_network(self) -> bool:
+        return len(self.networks) > 1
+
+    def check_network(self, network: str) -> str:
+        """`network` if configured, else a SettingsError naming the configured ones."""
+        if network not in self.networks:
+            raise SettingsError(f"network {network!r} is not configured "
+                                f"(NETWORKS: {', '.join(self.networks)})")
+        return network
+
+    def network_input_dir(self, network: str | None = None) -> Path:
+        """A network's input root: INPUT_DIR itself with one network, INPUT_DIR/{network} with several."""
+        return _network_dir(self, self.INPUT_DIR, network)
+
+    def network_output_dir(self, network: str | None = None) -> Path:
+        """A network's output root: OUTPUT_DIR itself with one network, OUTPUT_DIR/{network} with several."""
+        return _network_dir(self, self.OUTPUT_DIR, network)
 
     def to_env(self) -> dict[str, str]:
         """The environment variables that rebuild these settings with from_env (child processes)."""
@@ -166,6 +193,32 @@ class Settings:
     def replace(self, **changes) -> "Settings":
         """A copy with some fields changed (tests and CLI flags use this)."""
         return dataclasses.replace(self, **changes)
+
+
+_NETWORK_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def _agree_networks(environ: Mapping[str, str], values: dict) -> None:
+    """NETWORKS wins and sets NETWORK to its first; both set and disagreeing is refused."""
+    networks = values.get("NETWORKS") or ()
+    for name in (*networks, values.get("NETWORK", "bitcoin")):
+        if not _NETWORK_NAME.fullmatch(name):
+            raise SettingsError(f"network name {name!r} (NETWORK/NETWORKS) must be lower-case "
+                                "letters, digits, '-' or '_', at most 32 characters")
+    if len(set(networks)) != len(networks):
+        raise SettingsError(f"NETWORKS={','.join(networks)} names a network twice")
+    if not networks:
+        return
+    explicit = environ.get("NETWORK", "").strip()
+    if explicit and explicit != networks[0]:
+        raise SettingsError(f"NETWORK={explicit} disagrees with NETWORKS={','.join(networks)} "
+                            "(set only NETWORKS, or make NETWORK its first entry)")
+    values["NETWORK"] = networks[0]
+
+
+def _network_dir(settings: "Settings", root: Path, network: str | None) -> Path:
+    network = settings.check_network(network or settings.NETWORK)
+    return Path(root) / network if settings.multi_network else Path(root)
 
 
 def _env_value(value) -> str:

@@ -49,3 +49,43 @@ def test_to_env_is_the_inverse_of_from_env():
     assert env["NETUID"] == "" and env["MINER_REQUIRE_VALIDATOR_PERMIT"] == "false"
     assert Settings.from_env(env) == s
     assert Settings.from_env(s.replace(NETUID=0).to_env()).NETUID == 0
+
+
+def test_networks_default_to_network_alone():
+    settings = Settings.from_env({"NETWORK": "torus"})
+    assert settings.networks == ("torus",)
+    assert not settings.multi_network
+    assert settings.network_output_dir() == settings.OUTPUT_DIR
+    assert settings.network_input_dir("torus") == settings.INPUT_DIR
+
+
+def test_networks_list_sets_the_default_and_per_network_roots():
+    settings = Settings.from_env({"NETWORKS": "bitcoin, torus,ethereum", "OUTPUT_DIR": "/o",
+                                  "INPUT_DIR": "/i"})
+    assert settings.networks == ("bitcoin", "torus", "ethereum")
+    assert settings.NETWORK == "bitcoin"
+    assert settings.multi_network
+    assert settings.network_output_dir("torus") == Path("/o/torus")
+    assert settings.network_input_dir() == Path("/i/bitcoin")
+
+
+def test_network_and_networks_must_agree():
+    assert Settings.from_env({"NETWORK": "torus", "NETWORKS": "torus,bitcoin"}).NETWORK == "torus"
+    with pytest.raises(SettingsError, match="NETWORK=bitcoin disagrees with NETWORKS=torus,ethereum"):
+        Settings.from_env({"NETWORK": "bitcoin", "NETWORKS": "torus,ethereum"})
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"NETWORKS": "bitcoin,bitcoin"}, "names a network twice"),
+    ({"NETWORKS": "bitcoin,../x"}, "'../x'"),
+    ({"NETWORK": "Bitcoin"}, "'Bitcoin'"),
+])
+def test_bad_network_names_are_refused(env, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(env)
+
+
+def test_unknown_network_names_the_configured_ones():
+    settings = Settings.from_env({"NETWORKS": "bitcoin,torus"})
+    with pytest.raises(SettingsError, match=r"'ethereum' is not configured \(NETWORKS: bitcoin, torus\)"):
+        settings.network_output_dir("ethereum")
