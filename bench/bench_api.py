@@ -11,8 +11,17 @@ against the issue's goal:
   first request of a date published while the API runs, against the next ones: no slower
   64 connections for --soak-seconds (mixed)  goal 0 errors
 
+With --networks N (N >= 2) it measures instead what serving N networks costs per request
+against serving one: the same date under one network's OUTPUT_DIR and under each of N
+networks' OUTPUT_DIR/{network}/ (hard links, so the bytes are equal), the N-network API
+asked with `?network=` of its last network. Goal: N networks / one >= 0.95 in requests per
+CPU-second of the WSGI app in-process (`/metadata` and the full date, best of interleaved
+runs); then, for context, interleaved wrk rounds against two gunicorn APIs with the spread
+of their per-round ratios (on a shared host wider than the difference, so not judged).
+
 Needs `wrk` and `nginx` (apt-get install -y nginx wrk). Exit status 1 when a goal is missed.
 Run: python bench/bench_api.py [--alerts 1000000] [--duration 4] [--rounds 7] [--soak-seconds 30]
+     python bench/bench_api.py --networks 2 [--alerts 100000] [--rounds 7]
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ DATE = "2025-10-26"
 FRESH = "2025-10-27"  # published while the API runs
 LISTS = ("/scores/alerts/", "/rankings/alerts/", "/scores/clusters/")
 GOAL_RATIO = 1.0
+GOAL_NETWORKS = 0.95
 GOAL_RSS_MB = 250
 FULL = f"/scores/alerts/{DATE}"
 META = f"/metadata/{DATE}"
@@ -128,11 +138,16 @@ def wait_until_up(port: int, path: str, proc: subprocess.Popen, deadline_s: floa
     sys.exit(f"bench: server on port {port} did not answer {path} within {deadline_s} s")
 
 
-def start_api(output: Path, tmp: Path, workers: int, threads: int) -> tuple[subprocess.Popen, int]:
+def start_api(output: Path, tmp: Path, workers: int, threads: int,
+              networks: tuple[str, ...] = ()) -> tuple[subprocess.Popen, int]:
+    """`serve-api` over output: this environment's network(s), or NETWORKS=networks when given."""
     port = free_port()
     env = {**os.environ, "OUTPUT_DIR": str(output), "API_WORKERS": str(workers),
            "API_THREADS": str(threads), "LOG_LEVEL": "WARNING"}
-    log = open(tmp / "api.log", "wb")
+    if networks:
+        env.pop("NETWORK", None)
+        env["NETWORKS"] = ",".join(networks)
+    log = open(tmp / f"api-{len(networks) or 1}.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "services.cli", "serve-api", "--host",
                              "127.0.0.1", "--port", str(port)], cwd=REPO, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
@@ -328,6 +343,114 @@ def measure(args, tmp: Path, api_port: int, nginx_ports: dict) -> bool:
     return ok
 
 
+def run_networks(args) -> int:
+    """One network against args.networks networks serving the same bytes; ratios per request."""
+    tmp = Path(tempfile.mkdtemp(prefix="aml-bench-networks-"))
+    names = ("bitcoin", *(f"net{i}" for i in range(2, args.networks + 1)))
+    publish_date(tmp / "one", DATE, alerts=args.alerts, clusters=args.alerts // 10, seed=1)
+    for name in names:  # the same version folder, hard-linked into each network's root
+        shutil.copytree(tmp / "one", tmp / "several" / name, symlinks=True, copy_function=os.link)
+    one, one_port = start_api(tmp / "one", tmp, args.workers, args.threads)
+    several, several_port = start_api(tmp / "several", tmp, args.workers, args.threads, names)
+    asked = f"?network={names[-1]}"
+    try:
+        for path in (FULL, META):
+            if fetch(one_port, path, GZIP)[2] != fetch(several_port, path + asked, GZIP)[2]:
+                sys.exit(f"bench: the two APIs differ on {path}")
+        ok = in_process(tmp, names, asked)
+        compare_networks(args, one_port, several_port, asked)
+        return 0 if ok else 1
+    finally:
+        for proc in (one, several):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def wsgi_environ(app, path: str) -> dict:
+    """The environ of a gzip GET of path, checked to answer 200 in-process."""
+    from werkzeug.test import EnvironBuilder
+
+    environ = EnvironBuilder(path=path, headers=GZIP).get_environ()
+    seen = []
+    app(dict(environ), lambda status, headers, exc_info=None: seen.append(status)).close()
+    if not seen[0].startswith("200"):
+        sys.exit(f"bench: {path} answered {seen[0]} in-process")
+    return environ
+
+
+def wsgi_us(cases: dict, repeats: int = 9, calls: int = 1000) -> dict[str, float]:
+    """Best-of-repeats microseconds per WSGI call of each (app, path) case, run interleaved
+    (each answer's file is opened and closed, not sent)."""
+    environs = {label: (app, wsgi_environ(app, path)) for label, (app, path) in cases.items()}
+    best = dict.fromkeys(cases, float("inf"))
+    for _ in range(repeats):
+        for label, (app, environ) in environs.items():
+            started = time.perf_counter()
+            for _ in range(calls):
+                app(dict(environ), lambda status, headers, exc_info=None: None).close()
+            best[label] = min(best[label], (time.perf_counter() - started) / calls * 1e6)
+    return best
+
+
+def in_process(tmp: Path, names: tuple[str, ...], asked: str) -> bool:
+    """The API's own cost per request without gunicorn or the network: best of several runs,
+    which load on the host moves far less than wrk's throughput."""
+    from services.api.app import create_app
+    from shared.settings import Settings
+
+    one = create_app(Settings.from_env({}).replace(OUTPUT_DIR=tmp / "one"))
+    several = create_app(Settings.from_env({"NETWORKS": ",".join(names)}).replace(
+        OUTPUT_DIR=tmp / "several"))
+    ok = True
+    for label, path in (("/metadata", META), ("full date", FULL)):
+        us = wsgi_us({"one": (one, path), "one ?network=": (one, path + "?network=bitcoin"),
+                      "several": (several, path + asked)})
+        ratio = us["one"] / us["several"]
+        ok &= ratio >= GOAL_NETWORKS
+        print(f"in-process {label} (gzip, best of 9 x 1000 calls): "
+              f"{', '.join(f'{k} {v:.1f} us' for k, v in us.items())} -> {len(names)} networks / "
+              f"one: requests per CPU-second {ratio:.2f} (goal >= {GOAL_NETWORKS}) "
+              f"{verdict(ratio >= GOAL_NETWORKS)}")
+    return ok
+
+
+def compare_networks(args, one_port: int, several_port: int, asked: str) -> None:
+    """Interleaved wrk rounds: one network (no query, and `?network=` of it) against several.
+
+    Printed for context, not judged: on a shared host a round's ratio moves by more than
+    the difference measured (the spread is printed with it); in_process() is the verdict.
+    """
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+          f"{args.workers} gunicorn workers x {args.threads} threads each; {args.alerts} alerts")
+    runs = {"one": (one_port, ""), "one ?network=": (one_port, "?network=bitcoin"),
+            "several": (several_port, asked)}
+    figures = {label: {"meta": [], "full": []} for label in runs}
+    for round_no in range(args.rounds):
+        order = list(runs) if round_no % 2 == 0 else list(reversed(runs))  # drift hits both
+        for label in order:
+            port, query = runs[label]
+            meta = wrk(port, META + query, 16, args.duration, GZIP)
+            full = wrk(port, FULL + query, args.connections, args.duration, GZIP)
+            if meta.errors or full.errors:
+                sys.exit(f"bench: errors during the {label} run")
+            figures[label]["meta"].append(meta)
+            figures[label]["full"].append(full)
+    for kind, what in (("meta", "/metadata, 16 conns"),
+                       ("full", f"full date gzip, {args.connections} conns")):
+        one, several = figures["one"][kind], figures["several"][kind]
+        ratios = sorted(s.requests_per_s / o.requests_per_s for s, o in zip(several, one))
+        p50 = statistics.median(s.p50_ms / o.p50_ms for s, o in zip(several, one))
+        by_label = ", ".join(f"{label} {statistics.median(r.requests_per_s for r in f[kind]):.0f} req/s "
+                             f"p50 {statistics.median(r.p50_ms for r in f[kind]):.2f} ms"
+                             for label, f in figures.items())
+        print(f"gunicorn {what}, medians of {args.rounds} rounds: {by_label} -> {args.networks} "
+              f"networks / one: req/s {statistics.median(ratios):.2f} (rounds {ratios[0]:.2f}-"
+              f"{ratios[-1]:.2f}), p50 {p50:.2f}")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=1_000_000)
@@ -338,7 +461,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    return run(parser.parse_args(argv))
+    parser.add_argument("--networks", type=int, default=1,
+                        help="N >= 2: compare serving N networks with serving one instead")
+    args = parser.parse_args(argv)
+    if args.networks >= 2:
+        return run_networks(args)
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -54,10 +54,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         configure(settings.LOG_LEVEL)
+        _prepare(args, settings)
         return int(args.func(args, settings) or 0)
     except SettingsError as exc:  # at start, or a check a command makes before its work
         print(f"aml-miner {args.command}: configuration error: {exc}", file=sys.stderr)
         return 2
+
+
+def _prepare(args: argparse.Namespace, settings: Settings) -> None:
+    """What every command shares: its --network checked (default: the first configured; a
+    command with `set_defaults(every_network=True)` keeps None, meaning all of them), and, for a
+    command that writes dates (`set_defaults(writes_dates=True)`), a one-network layout moved
+    into its network's folder first when several networks are configured."""
+    from shared import layout, networks
+
+    if hasattr(args, "network") and (args.network or not getattr(args, "every_network", False)):
+        args.network = networks.choose(settings, args.network)
+    if getattr(args, "writes_dates", False):
+        layout.migrate(settings)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from rq.executions import ExecutionRegistry
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
-from shared import storage
+from shared import networks, storage
 from shared.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -405,7 +405,8 @@ def date_status(settings: Settings, network: str, processing_date: str, window_d
     if version:
         return DateStatus(process_id(network, processing_date, days, ns), "published", "process",
                           "", version, _progress(jobs[-1][1]))
-    if storage.resolve(storage.date_dir(settings.INPUT_DIR, processing_date)) is not None:
+    if storage.resolve(storage.date_dir(networks.input_root(settings, network),
+                                        processing_date)) is not None:
         return DateStatus(download_id(network, processing_date, days, ns), "downloaded", "download",
                           "input present, not processed (a backfilled date; `aml-miner "
                           "enqueue` processes it)")
@@ -497,7 +498,8 @@ def failure_reason(job: Job) -> str:
 def published_version(settings: Settings, network: str, processing_date: str,
                       window_days) -> str | None:
     """The version folder name of the published output, if it is for this network and window."""
-    version = storage.resolve(storage.date_dir(settings.OUTPUT_DIR, processing_date))
+    version = storage.resolve(storage.date_dir(networks.output_root(settings, network),
+                                               processing_date))
     if version is None:
         return None
     meta = _read_metadata(version / storage.METADATA)

@@ -1,4 +1,4 @@
-"""The daily schedule: at SCHEDULE_TIME_UTC, queue one date's download (its processing follows).
+"""The daily schedule: at SCHEDULE_TIME_UTC, queue each network's date (its processing follows).
 
 The date is the tick's UTC day minus SCHEDULE_DATE_OFFSET_DAYS (default 0: the SOT
 publishes date D at about 00:00 UTC of D). Each tick is a scheduled RQ job that first arms the next tick, then enqueues the
@@ -30,17 +30,19 @@ TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 UTC = dt.timezone.utc
 
 
-def parse_time(text: str) -> dt.time:
-    """SCHEDULE_TIME_UTC as a time of day, or SettingsError naming the variable."""
+def parse_time(text: str, name: str = "SCHEDULE_TIME_UTC") -> dt.time:
+    """A HH:MM setting (SCHEDULE_TIME_UTC by default) as a UTC time of day, or SettingsError
+    naming the variable."""
     match = TIME_RE.match(text or "")
     if not match:
-        raise SettingsError(f"SCHEDULE_TIME_UTC={text!r} is not a HH:MM time of day")
+        raise SettingsError(f"{name}={text!r} is not a HH:MM time of day")
     return dt.time(int(match.group(1)), int(match.group(2)), tzinfo=UTC)
 
 
 def check(settings: Settings) -> None:
     """Refuse schedule settings that cannot work, naming the variable."""
     parse_time(settings.SCHEDULE_TIME_UTC)
+    parse_time(settings.PUBLISH_DEADLINE_UTC, "PUBLISH_DEADLINE_UTC")
     if settings.SCHEDULE_DATE_OFFSET_DAYS < 0:
         raise SettingsError(f"SCHEDULE_DATE_OFFSET_DAYS={settings.SCHEDULE_DATE_OFFSET_DAYS!r} "
                             "must not be negative")
@@ -79,15 +81,18 @@ def tick_id(network: str, window_days: int, tick: dt.datetime, ns: str = "") -> 
             f"{_utc(tick):%Y%m%dT%H%M}")
 
 
-def arm(settings: Settings, connection: Redis, tick: dt.datetime) -> bool:
-    """Schedule the tick on the download queue; False when it is already armed or done."""
-    tid = tick_id(settings.NETWORK, settings.WINDOW_DAYS, tick, jobs.namespace(settings))
+def arm(settings: Settings, connection: Redis, tick: dt.datetime,
+        network: str | None = None) -> bool:
+    """Schedule a network's tick (default: the first) on the download queue; False when it is
+    already armed or done."""
+    network = network or settings.default_network
+    tid = tick_id(network, settings.WINDOW_DAYS, tick, jobs.namespace(settings))
     try:
         Queue(jobs.queue_name(settings, settings.QUEUE_DOWNLOAD), connection=connection).enqueue_at(
             _utc(tick), TICK_JOB, job_id=tid, unique=True, result_ttl=TICK_RESULT_TTL,
-            kwargs={"network": settings.NETWORK, "window_days": settings.WINDOW_DAYS,
+            kwargs={"network": network, "window_days": settings.WINDOW_DAYS,
                     "tick": _utc(tick).isoformat()},
-            description=f"daily enqueue of the newest {settings.NETWORK} date")
+            description=f"daily enqueue of the newest {network} date")
     except DuplicateJobError:
         return False
     log.info("schedule: armed %s for %s", tid, _utc(tick).isoformat())
@@ -96,28 +101,34 @@ def arm(settings: Settings, connection: Redis, tick: dt.datetime) -> bool:
 
 def ensure_armed(settings: Settings, connection: Redis,
                  now: dt.datetime | None = None) -> list[str]:
-    """Arm today's tick (a missed one runs at once) and the next one; returns the ids armed now."""
+    """Arm every network's tick of today (a missed one runs at once) and its next one; returns
+    the ids armed now. Each network has its own ticks, so one network's failure stops no other."""
     if not settings.SCHEDULE_ENABLED:
         return []
     at = parse_time(settings.SCHEDULE_TIME_UTC)
     now = now or dt.datetime.now(UTC)
     ticks = (last_tick(now, at), next_tick(now, at))
-    return [tick_id(settings.NETWORK, settings.WINDOW_DAYS, t, jobs.namespace(settings))
-            for t in ticks if arm(settings, connection, t)]
+    return [tick_id(network, settings.WINDOW_DAYS, t, jobs.namespace(settings))
+            for network in settings.networks for t in ticks
+            if arm(settings, connection, t, network)]
 
 
 def schedule_tick(network: str, window_days: int, tick: str) -> str:
-    """The scheduled job: arm the next tick, then enqueue the tick's processing date."""
-    settings = Settings.from_env().replace(NETWORK=network, WINDOW_DAYS=jobs.window(window_days))
+    """The scheduled job: arm the network's next tick, then enqueue the tick's processing date."""
+    settings = Settings.from_env().replace(WINDOW_DAYS=jobs.window(window_days))
     if not settings.SCHEDULE_ENABLED:
         log.info("schedule: SCHEDULE_ENABLED is false; tick %s does nothing, arms no next one",
                  tick)
         return "schedule disabled"
+    if network not in settings.networks:
+        log.warning("schedule: %s is no longer in NETWORKS (%s); its tick %s does nothing, "
+                    "arms no next one", network, ",".join(settings.networks), tick)
+        return f"{network} not configured"
     job = get_current_job()
     connection = job.connection if job is not None else jobs.connect(settings)
     when = dt.datetime.fromisoformat(tick)
     # Arm first: a failing enqueue below must not end the daily chain.
-    arm(settings, connection, next_tick(when, parse_time(settings.SCHEDULE_TIME_UTC)))
+    arm(settings, connection, next_tick(when, parse_time(settings.SCHEDULE_TIME_UTC)), network)
     date = date_for(when, settings.SCHEDULE_DATE_OFFSET_DAYS)
     result = jobs.enqueue_download(settings, network, date, settings.WINDOW_DAYS,
                                    connection=connection)

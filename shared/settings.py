@@ -84,6 +84,7 @@ class Settings:
     SCHEDULE_ENABLED: bool = True
     SCHEDULE_TIME_UTC: str = "00:15"
     SCHEDULE_DATE_OFFSET_DAYS: int = 0
+    PUBLISH_DEADLINE_UTC: str = "00:50"  # `status` warns when today's date is not published by then
     HEARTBEAT_DIR: Path = Path("volumes/heartbeat")
     HEARTBEAT_INTERVAL: int = 30
 
@@ -125,7 +126,7 @@ class Settings:
     LEARN_MIN_GAIN: float = 0.005
     LEARN_TOLERANCE: float = 0.01
     LEARN_REFIT: bool = True
-    LEARN_HALF_LIFE_DAYS: float = 7.0
+    LEARN_HALF_LIFE_DAYS: float = 3.0
     LEARN_REPROCESS_TODAY: bool = True
     QUEUE_LEARN: str = "learn"
     JOB_TIMEOUT_LEARN: int = 3600
@@ -155,8 +156,8 @@ class Settings:
             if f.name in overrides:
                 continue
             raw = environ.get(f.name)
-            if raw is None:
-                continue
+            if raw is None or (f.name == "NETWORK" and not raw.strip()):
+                continue  # an empty NETWORK (compose's `${NETWORK:-}`) means "not set"
             values[f.name] = _convert(f.name, _field_type(f), raw, _optional(f))
         values.update(overrides)
         _agree_networks(environ, values)
@@ -166,6 +167,11 @@ class Settings:
     def networks(self) -> tuple[str, ...]:
         """The networks this stack serves, the default (NETWORK) first."""
         return self.NETWORKS or (self.NETWORK,)
+
+    @property
+    def default_network(self) -> str:
+        """The network a command means when it names none: the first configured."""
+        return self.networks[0]
 
     @property
     def multi_network(self) -> bool:
@@ -209,7 +215,7 @@ def _agree_networks(environ: Mapping[str, str], values: dict) -> None:
         raise SettingsError(f"NETWORKS={','.join(networks)} names a network twice")
     if not networks:
         return
-    explicit = environ.get("NETWORK", "").strip()
+    explicit = (environ.get("NETWORK") or "").strip()
     if explicit and explicit != networks[0]:
         raise SettingsError(f"NETWORK={explicit} disagrees with NETWORKS={','.join(networks)} "
                             "(set only NETWORKS, or make NETWORK its first entry)")
@@ -217,7 +223,7 @@ def _agree_networks(environ: Mapping[str, str], values: dict) -> None:
 
 
 def _network_dir(settings: "Settings", root: Path, network: str | None) -> Path:
-    network = settings.check_network(network or settings.NETWORK)
+    network = settings.check_network(network or settings.default_network)
     return Path(root) / network if settings.multi_network else Path(root)
 
 

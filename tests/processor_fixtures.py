@@ -198,6 +198,18 @@ def quick_specs(rounds: int = 15):
     return tuple(ModelSpec(s.name, s.rows, s.params, rounds) for s in SPECS)
 
 
+def quick_learning_specs(rounds: int = 15, most: int = 40, patience: int = 5):
+    """The learner's model specs with few rounds: the binary models stop early (at most
+    `most` rounds), the ranker trains `rounds`."""
+    import dataclasses
+
+    from services.processor.train import LEARNING_SPECS
+
+    return tuple(dataclasses.replace(s, rounds=most, early_stopping=patience)
+                 if s.early_stopping else dataclasses.replace(s, rounds=rounds)
+                 for s in LEARNING_SPECS)
+
+
 def train_tiny(root, n_alerts: int = 600, **kwargs):
     """Synthetic dates under root/input and quickly trained models under root/models."""
     from pathlib import Path

@@ -42,9 +42,10 @@ def poll(probe: Callable[[], T | None], deadline_s: float, what: str, every_s: f
                       + (f" (last error: {last_error})" if last_error else ""))
 
 
-def published(api: str, date: str) -> dict | None:
-    """The date's alert scores as JSON once the API serves them, else None."""
-    status, _, body = http_get(f"{api}/scores/alerts/{date}")
+def published(api: str, date: str, network: str | None = None) -> dict | None:
+    """The date's alert scores (of `network`, else the default one) once served, else None."""
+    query = f"?network={network}" if network else ""
+    status, _, body = http_get(f"{api}/scores/alerts/{date}{query}")
     return json.loads(body) if status == 200 else None
 
 

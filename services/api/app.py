@@ -6,19 +6,18 @@ import logging
 
 from flask import Flask
 
+from shared.bodies import dumps
 from shared.settings import Settings
 
-from shared.bodies import dumps
-
 from . import errors, openapi, responses, routes
-from .results import Results
+from .results import per_network
 from .shortcut import Shortcut
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, *, shortcut: bool = True) -> Flask:
-    """An app serving settings.OUTPUT_DIR for settings.NETWORK (settings from the environment if None).
+    """An app serving each configured network's output root (settings from the environment if None).
 
     shortcut=False sends every request through Flask (tests compare both answers).
     """
@@ -27,11 +26,13 @@ def create_app(settings: Settings | None = None, *, shortcut: bool = True) -> Fl
     app.config["AML_SETTINGS"] = settings
     app.url_map.converters["anytext"] = routes.AnyTextConverter
     app.url_map.merge_slashes = False  # `//etc/passwd` must reach the date check, not a redirect
-    results = app.extensions["aml_results"] = Results(settings.OUTPUT_DIR)
-    app.extensions["aml_openapi"] = responses.static(dumps(openapi.SPEC))
+    networks = app.extensions["aml_networks"] = per_network(settings)
+    app.extensions["aml_results"] = next(iter(networks.values()))  # the default network's
+    app.extensions["aml_openapi"] = responses.static(dumps(openapi.document(settings.networks)))
     app.register_blueprint(routes.bp)
     errors.register(app)
     if shortcut:
-        app.wsgi_app = Shortcut(app.wsgi_app, results)
-    log.info("result API: serving %s for network %s", settings.OUTPUT_DIR, settings.NETWORK)
+        app.wsgi_app = Shortcut(app.wsgi_app, networks)
+    for name, results in networks.items():
+        log.info("result API: serving %s for network %s", results.folder.root, name)
     return app

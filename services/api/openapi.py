@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from .params import MAX_LIMIT, MAX_OFFSET
 
 _DATE = {
@@ -127,3 +129,23 @@ SPEC = {
     },
     "components": {"schemas": SCHEMAS},
 }
+
+
+def document(networks: tuple[str, ...]) -> dict:
+    """The description for the configured networks: SPEC itself for one network; with several,
+    `network` lists them (the first its default) and /health its `networks` map."""
+    if len(networks) == 1:
+        return SPEC
+    spec = copy.deepcopy(SPEC)
+    network = {**_NETWORK, "description": "Which network's results (default: the first "
+                                          "configured); another one is answered 404.",
+               "schema": {"type": "string", "enum": list(networks), "default": networks[0]}}
+    for item in spec["paths"].values():
+        parameters = item["get"].get("parameters", [])
+        item["get"]["parameters"] = [network if p["name"] == "network" else p for p in parameters]
+    health = spec["components"]["schemas"]["Health"]["properties"]
+    health["networks"] = {"type": "object", "additionalProperties": {"type": "string",
+                                                                     "nullable": True},
+                          "description": "Each network's newest date (`latest` and `network` "
+                                         "are the default network's)"}
+    return spec

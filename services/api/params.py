@@ -58,11 +58,15 @@ def _int_param(args, name: str, maximum: int) -> int | None:
     return value
 
 
-def check_network(args, network: str) -> None:
-    """404 when `?network=` names a network this deployment does not serve."""
+def network_param(args, served: tuple[str, ...]) -> str:
+    """The network `?network=` names (any case), the first served one when absent; else 404 naming them."""
     asked = args.get("network")
-    if asked is not None and asked.lower() != network.lower():
-        raise NotFound(f"network {_shorten(asked)!r} is not served here; this API serves {network!r}")
+    if asked is None:
+        return served[0]
+    if asked.lower() not in served:
+        names = ", ".join(repr(name) for name in served)
+        raise NotFound(f"network {_shorten(asked)!r} is not served here; this API serves {names}")
+    return asked.lower()
 
 
 def _shorten(raw: str, limit: int = 40) -> str:

@@ -48,12 +48,13 @@ def etag_for(*parts: object) -> str:
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
-def static(data: bytes, *, precompress: bool = True) -> Static:
-    """An in-memory body whose ETag derives from its own text."""
+def static(data: bytes, *, precompress: bool = True, scope: tuple[str, ...] = ()) -> Static:
+    """An in-memory body whose ETag derives from its own text (and scope: a network's name)."""
     identity = data.decode()
     if not precompress:
-        return Static(data, etag_for(identity))
-    return Static(data, etag_for(identity), bodies.compress(data), etag_for(identity, "gzip"))
+        return Static(data, etag_for(*scope, identity))
+    return Static(data, etag_for(*scope, identity), bodies.compress(data),
+                  etag_for(*scope, identity, "gzip"))
 
 
 @lru_cache(maxsize=256)
@@ -70,23 +71,24 @@ def send_static(request: Request, body: Static, cache_control: str) -> Response:
 
 
 def send_list(request: Request, version: Path, kind: bodies.ListKind, wanted: Page,
-              cache_control: str) -> Response:
+              cache_control: str, scope: tuple[str, ...] = ()) -> Response:
     """A list endpoint's full response (a file, gzip when accepted) or a page (plain bytes)."""
     if wanted.is_everything:
         gzipped = _gzip_wanted(request)
-        path, etag = full_file(version, kind.name, gzipped)
+        path, etag = full_file(version, kind.name, gzipped, scope)
         return _file(request, path, etag, cache_control, gzipped)
-    etag = etag_for(etag_for(version.name, kind.name), wanted.offset, wanted.limit)
+    etag = etag_for(etag_for(*scope, version.name, kind.name), wanted.offset, wanted.limit)
     if _matches(request, etag):
         return _not_modified(etag, cache_control)
     data = store.read_page(version, kind, wanted.offset, wanted.limit)
     return _bytes(request, data, etag, cache_control)
 
 
-def send_metadata(request: Request, version: Path, cache_control: str) -> Response:
+def send_metadata(request: Request, version: Path, cache_control: str,
+                  scope: tuple[str, ...] = ()) -> Response:
     """metadata.json exactly as published, or its gzip."""
     gzipped = _gzip_wanted(request)
-    path, etag = full_file(version, METADATA, gzipped)
+    path, etag = full_file(version, METADATA, gzipped, scope)
     return _file(request, path, etag, cache_control, gzipped)
 
 
@@ -96,12 +98,16 @@ _FULL_FILES = {METADATA: (storage.METADATA, bodies.METADATA_GZ),
                **{kind.name: (kind.body, kind.gzip) for kind in bodies.LIST_KINDS}}
 
 
-def full_file(version: Path, name: str, gzipped: bool) -> tuple[Path, str]:
-    """The file a full response (a list kind's name or METADATA) is sent from, and its ETag."""
+def full_file(version: Path, name: str, gzipped: bool,
+              scope: tuple[str, ...] = ()) -> tuple[Path, str]:
+    """The file a full response (a list kind's name or METADATA) is sent from, and its ETag.
+
+    scope (a network's name when there are several) keeps networks' ETags apart.
+    """
     plain, packed = _FULL_FILES[name]
     if gzipped:
-        return version / packed, etag_for(version.name, name, "gzip")
-    return version / plain, etag_for(version.name, name)
+        return version / packed, etag_for(*scope, version.name, name, "gzip")
+    return version / plain, etag_for(*scope, version.name, name)
 
 
 def send_json(data: bytes, status: int = 200) -> Response:

@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 from typing import Callable, TypeVar
 
+from shared.settings import Settings
+
 from .store import OutputFolder, VersionGone
 
 log = logging.getLogger(__name__)
@@ -25,10 +27,16 @@ class DateChanging(RuntimeError):
 
 
 class Results:
-    """Published results of one OUTPUT_DIR, answered from the files in its version folders."""
+    """Published results of one network's output root, answered from its version folders.
 
-    def __init__(self, output_dir: Path):
+    etag_scope goes into every ETag of these results: with several networks it is the
+    network's name, so two networks never share an ETag; with one it is empty (ETags as
+    they always were).
+    """
+
+    def __init__(self, output_dir: Path, etag_scope: tuple[str, ...] = ()):
         self.folder = OutputFolder(output_dir)
+        self.etag_scope = etag_scope
 
     def dates(self) -> list[str]:
         """Complete published dates, newest first."""
@@ -51,3 +59,10 @@ class Results:
                 log.info("%s: version %s was replaced while being read; looking again",
                          date, version.name)
         raise DateChanging(date)
+
+
+def per_network(settings: Settings) -> dict[str, Results]:
+    """Each configured network's Results, the default network first."""
+    scoped = settings.multi_network
+    return {name: Results(settings.network_output_dir(name), (name,) if scoped else ())
+            for name in settings.networks}

@@ -9,7 +9,7 @@ from werkzeug.routing import BaseConverter
 from shared.bodies import ALERT_RANKINGS, ALERT_SCORES, CLUSTER_SCORES, ListKind, dumps
 from shared.version import package_version
 
-from . import params, responses
+from . import params, responses, store
 from .results import Results
 
 bp = Blueprint("results", __name__)
@@ -22,31 +22,34 @@ class AnyTextConverter(BaseConverter):
     part_isolating = False
 
 
-def _results() -> Results:
-    return current_app.extensions["aml_results"]
+def _networks() -> dict[str, Results]:
+    return current_app.extensions["aml_networks"]
 
 
-def _network() -> str:
-    return current_app.config["AML_SETTINGS"].NETWORK
+def _asked() -> Results:
+    """The results of the network `?network=` names (the default one when absent), else 404."""
+    networks = _networks()
+    return networks[params.network_param(request.args, tuple(networks))]
 
 
-def _concrete(raw: str) -> tuple[str, str]:
-    """The validated date (with `latest` resolved) and the Cache-Control it deserves."""
+def _concrete(raw: str) -> tuple[Results, str, str]:
+    """The asked network's results, the validated date (`latest` resolved in that network)
+    and the Cache-Control it deserves."""
     date = params.date_param(raw)
-    params.check_network(request.args, _network())
+    results = _asked()
     if date != params.LATEST:
-        return date, responses.IMMUTABLE
-    latest = _results().latest()
+        return results, date, responses.IMMUTABLE
+    latest = results.latest()
     if latest is None:
         raise NotFound("no date has been published yet")
-    return latest, responses.REVALIDATE
+    return results, latest, responses.REVALIDATE
 
 
 def _list(raw: str, kind: ListKind):
-    date, cache_control = _concrete(raw)
+    results, date, cache_control = _concrete(raw)
     wanted = params.page_param(request.args)
-    return _results().answer(date, lambda version: responses.send_list(
-        request, version, kind, wanted, cache_control))
+    return results.answer(date, lambda version: responses.send_list(
+        request, version, kind, wanted, cache_control, results.etag_scope))
 
 
 @bp.get("/scores/alerts/<anytext:date>")
@@ -70,29 +73,37 @@ def cluster_scores(date: str):
 @bp.get("/metadata/<anytext:date>")
 def metadata(date: str):
     """The date's metadata.json as published."""
-    date, cache_control = _concrete(date)
-    return _results().answer(date, lambda version: responses.send_metadata(
-        request, version, cache_control))
+    results, date, cache_control = _concrete(date)
+    return results.answer(date, lambda version: responses.send_metadata(
+        request, version, cache_control, results.etag_scope))
 
 
 @bp.get("/dates")
 def dates():
-    """Published dates, newest first, and the newest one."""
-    params.check_network(request.args, _network())
-    listed = _results().dates()
+    """Published dates of the asked network, newest first, and the newest one."""
+    results = _asked()
+    listed = results.dates()
     body = responses.static(dumps({"dates": listed, "latest": listed[0] if listed else None}),
-                            precompress=False)
+                            precompress=False, scope=results.etag_scope)
     return responses.send_static(request, body, responses.REVALIDATE)
 
 
 @bp.get("/health")
 def health():
-    """Liveness, whether OUTPUT_DIR is readable, the newest date, and this code's version."""
-    results = _results()
-    readable = results.folder.readable()
-    latest = results.latest() if readable else None
+    """Liveness, whether OUTPUT_DIR is readable, the newest date, and this code's version.
+
+    `latest` and `network` are the default network's; with several networks, `networks`
+    gives each one's newest date.
+    """
+    networks = _networks()
+    readable = store.readable(current_app.config["AML_SETTINGS"].OUTPUT_DIR)
+    newest = {name: results.latest() if readable else None for name, results in networks.items()}
+    default = next(iter(networks))
     body = {"status": "ok" if readable else "unavailable", "output_dir_readable": readable,
-            "latest": latest, "network": _network(), "version": package_version()}
+            "latest": newest[default], "network": default}
+    if len(networks) > 1:
+        body["networks"] = newest
+    body["version"] = package_version()
     return responses.send_json(dumps(body), 200 if readable else 503)
 
 

@@ -1,8 +1,9 @@
 """WSGI shortcut in front of Flask: plain GET/HEAD of a date's full published responses.
 
 Flask's per-request machinery costs more than sending a published file. A GET or HEAD
-with no query string of `/metadata/{date|latest}` or a full list endpoint is answered
-here from the date's version folder with the same helpers, status, headers and bytes as
+of `/metadata/{date|latest}` or a full list endpoint with no query string or with
+`?network=<a served network>` alone is answered here from the date's version folder
+with the same helpers, status, headers and bytes as
 the Flask views (responses.full_file, ok_headers, validators); the file goes out through
 `wsgi.file_wrapper` (sendfile under gunicorn). Nothing is cached here: the version folder
 comes from the same OutputFolder as Flask's (one readlink per request; a link target's
@@ -42,9 +43,13 @@ _STATUS = {code: f"{code} {HTTP_STATUS_CODES[code].upper()}" for code in (200, 3
 class Shortcut:
     """WSGI middleware: answers what it can from files, hands everything else to flask_wsgi."""
 
-    def __init__(self, flask_wsgi, results: Results):
+    def __init__(self, flask_wsgi, networks: dict[str, Results]):
         self.flask_wsgi = flask_wsgi
-        self.results = results
+        self.results = next(iter(networks.values()))  # the default network's
+        # The query strings answered here, each with its network's results: validators
+        # always send `?network=`, so it takes the short way with one network too.
+        self.by_query = {"": self.results}
+        self.by_query.update({f"network={name}": results for name, results in networks.items()})
 
     def __call__(self, environ, start_response):
         try:
@@ -60,20 +65,23 @@ class Shortcut:
 
     def _answer(self, environ):
         method = environ.get("REQUEST_METHOD")
-        if method not in ("GET", "HEAD") or environ.get("QUERY_STRING"):
+        if method not in ("GET", "HEAD"):
+            return None
+        results = self._results(environ.get("QUERY_STRING", ""))
+        if results is None:
             return None
         match = _PATH.match(environ.get("PATH_INFO", ""))
         name = ROUTES.get(match.group(1)) if match else None
         if name is None:
             return None
-        date, cache_control = self._date(match.group(2))
+        date, cache_control = self._date(match.group(2), results)
         if date is None:
             return None
-        version = self.results.folder.version(date)
+        version = results.folder.version(date)
         if version is None:
             return None
         gzipped = responses.accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING"))
-        path, etag = responses.full_file(version, name, gzipped)
+        path, etag = responses.full_file(version, name, gzipped, results.etag_scope)
         if responses.if_none_match_hits(environ.get("HTTP_IF_NONE_MATCH"), etag):
             return 304, responses.validators(etag, cache_control), ()
         if method == "HEAD":
@@ -94,9 +102,17 @@ class Shortcut:
             raise
         return 200, responses.ok_headers(size, etag, cache_control, gzipped), payload
 
-    def _date(self, raw: str) -> tuple[str | None, str]:
+    def _results(self, query: str) -> Results | None:
+        """The network a query string asks for (any case, as Flask reads it), None for Flask."""
+        results = self.by_query.get(query)
+        if results is None and query.startswith("network="):
+            # Flask matches the value in any case, not the name: `NETWORK=x` stays a miss.
+            results = self.by_query.get(query.lower())
+        return results
+
+    def _date(self, raw: str, results: Results) -> tuple[str | None, str]:
         if raw == LATEST:
-            return self.results.latest(), responses.REVALIDATE
+            return results.latest(), responses.REVALIDATE
         try:
             parse_date(raw)
         except InvalidDate:

@@ -80,9 +80,12 @@ class OutputFolder:
         except OSError:
             return -1
 
-    def readable(self) -> bool:
-        """Whether OUTPUT_DIR is a folder this process can list."""
-        return self.root.is_dir() and os.access(self.root, os.R_OK | os.X_OK)
+
+
+def readable(folder: Path) -> bool:
+    """Whether folder is a folder this process can list."""
+    folder = Path(folder)
+    return folder.is_dir() and os.access(folder, os.R_OK | os.X_OK)
 
 
 def open_file(path: Path):

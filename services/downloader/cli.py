@@ -23,10 +23,11 @@ def add_workers(queues) -> None:
 
 def run_worker(args, settings) -> int:
     """The download worker, once the chain's settings pass their checks."""
-    from shared import worker
+    from shared import layout, worker
     from services.downloader.worker import run
 
     worker.check_settings(settings)  # fail at start, not in the first job
+    layout.migrate(settings)  # several networks: a one-network layout moves first
     return run(settings, burst=args.burst)
 
 
@@ -41,14 +42,15 @@ def add_commands(sub) -> None:
     """Register this service's subcommands on the aml-miner parser."""
     p = sub.add_parser("download", help="download one date's SOT batch, verified, into INPUT_DIR",
                        description="Fetch snapshots/{network}/{date}/{days}/ and the network's "
-                                   "address labels from the SOT bucket into OUTPUT_DIR/{date}/.")
-    p.add_argument("--network", help="SOT network (default: NETWORK)")
+                                   "address labels from the SOT bucket into the input root's "
+                                   "{date}/ (with several NETWORKS: {network}/{date}/).")
+    p.add_argument("--network", help="SOT network, one of NETWORKS (default: the first)")
     p.add_argument("--processing-date", required=True, help="batch date, YYYY-MM-DD")
     p.add_argument("--days", type=int, help="window in days (default: WINDOW_DAYS)")
     p.add_argument("--output-dir", type=Path, help="input root to write into (default: INPUT_DIR)")
     p.add_argument("--force", action="store_true",
                    help="download again even if a verified copy is already there")
-    p.set_defaults(func=run_download)
+    p.set_defaults(func=run_download, writes_dates=True)
 
     b = sub.add_parser("backfill", help="download a range of past SOT dates (verified like "
                                         "`download`); dates already present are skipped",
@@ -59,7 +61,7 @@ def add_commands(sub) -> None:
                                    "75 when only temporary failures remain.")
     b.add_argument("--from", dest="first", required=True, metavar="YYYY-MM-DD")
     b.add_argument("--to", dest="last", required=True, metavar="YYYY-MM-DD")
-    b.add_argument("--network", help="SOT network (default: NETWORK)")
+    b.add_argument("--network", help="SOT network, one of NETWORKS (default: the first)")
     b.add_argument("--days", type=int, help="window in days (default: WINDOW_DAYS)")
     b.add_argument("--output-dir", type=Path, help="input root to write into (default: INPUT_DIR)")
     b.add_argument("--enqueue", action="store_true",
@@ -67,21 +69,22 @@ def add_commands(sub) -> None:
     b.add_argument("--process", action="store_true",
                    help="with --enqueue: process each date after its download (default: "
                         "download only; the learner learns from them)")
-    b.set_defaults(func=run_backfill)
+    b.set_defaults(func=run_backfill, writes_dates=True)
 
 
 def run_download(args: argparse.Namespace, settings) -> int:
     """Handler of `aml-miner download`: one summary line on success, one error line on failure."""
+    from shared import networks
     from shared.settings import SettingsError
     from services.downloader.download import download_batch
     from services.downloader.errors import DownloadFailure, TransientDownloadError
     from shared.publish_lock import DateLocked
 
     try:
-        summary = download_batch(args.network or settings.NETWORK, args.processing_date,
+        summary = download_batch(args.network, args.processing_date,
                                  args.days if args.days is not None else settings.WINDOW_DAYS,
-                                 args.output_dir or settings.INPUT_DIR, force=args.force,
-                                 settings=settings)
+                                 networks.input_root(settings, args.network, args.output_dir),
+                                 force=args.force, settings=settings)
     except (TransientDownloadError, DateLocked) as exc:
         print(f"aml-miner download: temporary failure, try again later: {exc}", file=sys.stderr)
         return EXIT_TEMPFAIL
@@ -97,9 +100,10 @@ def run_download(args: argparse.Namespace, settings) -> int:
 def run_backfill(args: argparse.Namespace, settings) -> int:
     """Handler of `aml-miner backfill`: a line per date in the log, a summary line on stdout."""
     from services.downloader.backfill import backfill
+    from shared import networks
     from shared.storage import InvalidDate, date_range
 
-    network = args.network or settings.NETWORK
+    network = args.network
     days = args.days if args.days is not None else settings.WINDOW_DAYS
     try:
         dates = date_range(args.first, args.last)
@@ -112,7 +116,8 @@ def run_backfill(args: argparse.Namespace, settings) -> int:
         print("aml-miner backfill: --process needs --enqueue (processing is the workers' job)",
               file=sys.stderr)
         return EXIT_PERMANENT
-    summary = backfill(network, dates, days, args.output_dir or settings.INPUT_DIR, settings)
+    summary = backfill(network, dates, days,
+                       networks.input_root(settings, network, args.output_dir), settings)
     for date, detail in summary.details.items():
         print(f"{date}: {summary.outcomes[date]}: {detail}", file=sys.stderr)
     print(summary.line())

@@ -11,7 +11,7 @@ from rq import get_current_job
 from services.downloader import backfill
 from services.downloader.download import download_batch
 from services.downloader.errors import BatchNotFound, DownloadError, DownloadFailure
-from shared import jobs, modelsets, storage
+from shared import jobs, modelsets, networks, storage
 from shared.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -22,12 +22,13 @@ PERMANENT = (DownloadError, jobs.JobArgumentError, storage.InvalidDate, Settings
 
 def download_job(network: str, processing_date: str, window_days, force: bool = False,
                  process: bool = True) -> dict:
-    """Download one (network, date, window) into INPUT_DIR, record progress, chain processing
-    (unless process is False: a backfilled past date)."""
+    """Download one (network, date, window) into the network's input root, record progress,
+    chain processing (unless process is False: a backfilled past date)."""
     job = get_current_job()
     try:
         settings, days = Settings.from_env(), jobs.window(window_days)
         canonical = jobs.download_id(network, processing_date, days, jobs.namespace(settings))
+        root = networks.input_root(settings, network)  # several: an unconfigured one fails
     except PERMANENT as exc:  # bad configuration or arguments: no retry can help
         _failed(job, exc, processing_date)
         raise
@@ -36,8 +37,8 @@ def download_job(network: str, processing_date: str, window_days, force: bool = 
     jobs.record(job, step="downloading")
     started = time.monotonic()
     try:
-        summary = download_batch(network, processing_date, days, settings.INPUT_DIR,
-                                 force=force, settings=settings)
+        summary = download_batch(network, processing_date, days, root, force=force,
+                                 settings=settings)
     except PERMANENT as exc:
         _failed(job, exc, processing_date)
         raise
@@ -123,7 +124,8 @@ def backfill_job(network: str, processing_date: str, window_days) -> dict:
     dates = backfill.history_before(processing_date, settings.LEARN_HISTORY_DAYS)
     jobs.record(job, step="backfilling", dates=len(dates))
     try:
-        summary = backfill.backfill(network, dates, days, settings.INPUT_DIR, settings,
+        summary = backfill.backfill(network, dates, days,
+                                    networks.input_root(settings, network), settings,
                                     on_date=lambda d, s, n, total: jobs.record(
                                         job, step=f"backfilled {n}/{total}", last=f"{d} {s}"))
         result = {"summary": summary.line()}

@@ -31,7 +31,8 @@ def add_commands(sub) -> None:
     """Register this service's subcommands on the aml-miner parser."""
     p = sub.add_parser("sample", help="write a deterministic sample SOT date "
                                       "(demo, test and training data)")
-    p.add_argument("--network", help="network name (default: settings NETWORK)")
+    p.add_argument("--network", help="one of NETWORKS (default: every configured network, "
+                                     "each with its own data and labels)")
     when = p.add_mutually_exclusive_group(required=True)
     when.add_argument("--processing-date", help="YYYY-MM-DD")
     when.add_argument("--from", dest="first", metavar="YYYY-MM-DD",
@@ -42,7 +43,8 @@ def add_commands(sub) -> None:
     p.add_argument("--output-dir", required=True,
                    help="SOT root: writes snapshots/{network}/{date}/{days}/ and address-labels/")
     p.add_argument("--input-dir",
-                   help="also lay the date out as a download would: INPUT_DIR/{date}/")
+                   help="also lay the date out as a download would: INPUT_DIR/{date}/ "
+                        "(with several NETWORKS: INPUT_DIR/{network}/{date}/)")
     p.add_argument("--seed", type=_non_negative, default=0, help="random seed (default 0)")
     p.add_argument("--alerts", type=_positive, default=2000,
                    help="number of alerts (default 2000)")
@@ -51,7 +53,7 @@ def add_commands(sub) -> None:
     p.add_argument("--bucket", metavar="NAME",
                    help="also upload the batch and labels to this bucket at SOT_S3_ENDPOINT "
                         "(created if missing; public-read when no keys are set)")
-    p.set_defaults(func=run_sample)
+    p.set_defaults(func=run_sample, every_network=True)
     _add_chain_commands(sub)
 
     p = sub.add_parser("sample-sot", help="serve a sample SOT bucket over the S3 protocol "
@@ -62,7 +64,7 @@ def add_commands(sub) -> None:
     p.add_argument("--alerts", type=_positive, default=2000, help="alerts per date (default 2000)")
     p.add_argument("--days-back", type=_non_negative, default=30,
                    help="also publish this many dates before today, the history the learner "
-                        "learns from (default 30)")
+                        "learns from (default 30); every date for each of NETWORKS")
     p.set_defaults(func=run_sample_sot)
 
     p = sub.add_parser("config", help="print the effective settings, secrets masked")
@@ -90,14 +92,29 @@ def add_commands(sub) -> None:
 
 
 def run_sample(args, settings) -> int:
-    """Generate one sample date and write it in the SOT layout (and the input layout)."""
+    """Generate sample dates of each network asked for (default: every configured one) and
+    write them in the SOT layout (and the input layout)."""
+    days = args.days or settings.WINDOW_DAYS
+    for network in [args.network] if args.network else settings.networks:
+        write = _sample_range if args.first or args.last else _sample_one
+        code = write(args, settings, network, days)
+        if code:
+            return code
+    return 0
+
+
+def _input_root(args, settings, network: str):
+    """--input-dir as the network's input root (None when not given)."""
+    from shared import networks
+
+    return networks.input_root(settings, network, args.input_dir) if args.input_dir else None
+
+
+def _sample_one(args, settings, network: str, days: int) -> int:
+    """`sample --processing-date D` of one network."""
     from shared import sample
     from shared.storage import InvalidDate
 
-    network = args.network or settings.NETWORK
-    days = args.days or settings.WINDOW_DAYS
-    if args.first or args.last:
-        return _sample_range(args, settings, network, days)
     try:
         batch = sample.generate_batch(network, args.processing_date, days, n_alerts=args.alerts,
                                       seed=args.seed, legacy_columns=args.legacy_columns)
@@ -108,7 +125,7 @@ def run_sample(args, settings) -> int:
         prefix = sample.write_sot(batch, args.output_dir)
         print(prefix)
         if args.input_dir:
-            print(sample.write_input(batch, args.input_dir))
+            print(sample.write_input(batch, _input_root(args, settings, network)))
     except OSError as exc:
         print(f"aml-miner sample: cannot write: {exc}", file=sys.stderr)
         return 1
@@ -127,8 +144,9 @@ def _sample_range(args, settings, network: str, days: int) -> int:
         return 2
     try:
         dates = date_range(args.first, args.last)
-        folders = sample.write_history(network, dates, days, args.output_dir, args.input_dir,
-                                       args.alerts, args.seed, args.legacy_columns)
+        folders = sample.write_history(network, dates, days, args.output_dir,
+                                       _input_root(args, settings, network), args.alerts,
+                                       args.seed, args.legacy_columns)
     except (InvalidDate, ValueError) as exc:
         print(f"aml-miner sample: {exc}", file=sys.stderr)
         return 2
@@ -242,15 +260,21 @@ def _add_chain_commands(sub) -> None:
 
     status = sub.add_parser("status", help="where a date stands: queued / downloading / "
                                            "backfilling / learning / processing / published / "
-                                           "failed + reason, and its learn job")
-    _date_arguments(status)
+                                           "failed + reason, and its learn job; with no date, "
+                                           "an overview of every network (exit 1 when today's "
+                                           "date is late)")
+    _date_arguments(status, required=False,
+                    network_help="one of NETWORKS (default: the first with a date, every "
+                                 "configured network without one)")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
-    status.set_defaults(func=_status)
+    status.set_defaults(func=_status, every_network=True)
 
     sched = sub.add_parser("schedule",
-                           help="show the daily enqueue (next run, its date, armed or not)")
+                           help="show the daily enqueue of each network (next run, its date, "
+                                "armed or not)")
+    sched.add_argument("--network", help="one of NETWORKS (default: every configured network)")
     sched.add_argument("--arm", action="store_true", help="arm today's and the next run now")
-    sched.set_defaults(func=_schedule)
+    sched.set_defaults(func=_schedule, every_network=True)
 
     health = sub.add_parser("healthcheck",
                             help="exit 0 when this host's worker heartbeat is fresh "
@@ -260,14 +284,15 @@ def _add_chain_commands(sub) -> None:
     health.set_defaults(func=_healthcheck)
 
 
-def _date_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--processing-date", required=True, metavar="YYYY-MM-DD")
-    parser.add_argument("--network", help="default: NETWORK")
+def _date_arguments(parser: argparse.ArgumentParser, required: bool = True,
+                    network_help: str = "one of NETWORKS (default: the first)") -> None:
+    parser.add_argument("--processing-date", required=required, metavar="YYYY-MM-DD")
+    parser.add_argument("--network", help=network_help)
     parser.add_argument("--days", type=_positive, help="window in days, default: WINDOW_DAYS")
 
 
 def _identity(args, settings) -> tuple[str, str, int]:
-    return (args.network or settings.NETWORK, args.processing_date,
+    return (args.network or settings.default_network, args.processing_date,
             args.days or settings.WINDOW_DAYS)
 
 
@@ -298,6 +323,8 @@ def _status(args, settings) -> int:
 
     from shared import jobs
 
+    if not args.processing_date:
+        return _overview(args, settings)
     try:
         status = jobs.date_status(settings, *_identity(args, settings))
         learn = jobs.learn_status(settings, *_identity(args, settings))
@@ -314,6 +341,27 @@ def _status(args, settings) -> int:
     return 1 if status.state == "failed" else 0
 
 
+def _overview(args, settings) -> int:
+    """`status` with no date: every network (or --network's), exit 1 when one is late."""
+    from redis import RedisError
+
+    from services.ops.overview import overview
+    from shared import jobs
+
+    chosen = [args.network] if args.network else list(settings.networks)
+    try:
+        rows = overview(settings.replace(WINDOW_DAYS=args.days or settings.WINDOW_DAYS), chosen,
+                        jobs.connect(settings))
+    except RedisError as exc:
+        print(f"aml-miner status: Redis at REDIS_URL is unreachable: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps([row.record() for row in rows], sort_keys=True))
+    else:
+        print("\n".join(line for row in rows for line in row.lines()))
+    return 1 if any(row.warning for row in rows) else 0
+
+
 def _schedule(args, settings) -> int:
     import datetime as dt
 
@@ -327,11 +375,13 @@ def _schedule(args, settings) -> int:
         schedule.ensure_armed(settings, connection)
     now = dt.datetime.now(dt.timezone.utc)
     tick = schedule.next_tick(now, schedule.parse_time(settings.SCHEDULE_TIME_UTC))
-    tid = schedule.tick_id(settings.NETWORK, settings.WINDOW_DAYS, tick, jobs.namespace(settings))
-    armed = jobs.fetch(connection, tid) is not None
-    print(f"schedule: next run {tick.isoformat()} enqueues {settings.NETWORK} "
-          f"{schedule.date_for(tick, settings.SCHEDULE_DATE_OFFSET_DAYS)} {settings.WINDOW_DAYS}d "
-          f"({'armed' if armed else 'not armed: start a download worker or pass --arm'})")
+    date = schedule.date_for(tick, settings.SCHEDULE_DATE_OFFSET_DAYS)
+    for network in [args.network] if args.network else settings.networks:
+        tid = schedule.tick_id(network, settings.WINDOW_DAYS, tick, jobs.namespace(settings))
+        armed = jobs.fetch(connection, tid) is not None
+        print(f"schedule: next run {tick.isoformat()} enqueues {network} {date} "
+              f"{settings.WINDOW_DAYS}d "
+              f"({'armed' if armed else 'not armed: start a download worker or pass --arm'})")
     return 0
 
 

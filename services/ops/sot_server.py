@@ -1,11 +1,11 @@
 """The bundled sample SOT: an S3-protocol server (moto) holding generated batches.
 
 It lets `docker compose up` (and `aml-miner stack`) run the whole chain with no
-credentials, through the exact production download path. At start it publishes a
-history (the previous days, oldest first, with one cumulative labels file, so the
-learner has something to learn from) and today's date, then the READY object its
-healthcheck looks for; afterwards each new UTC day's date as the day begins, so the
-daily schedule always finds its date.
+credentials, through the exact production download path. At start it publishes, for every
+configured network (NETWORKS), a history (the previous days, oldest first, with one
+cumulative labels file per network, so the learner has something to learn from) and today's
+date, then the READY object its healthcheck looks for; afterwards each new UTC day's date
+as the day begins, so the daily schedule always finds its date.
 """
 
 from __future__ import annotations
@@ -34,17 +34,24 @@ def sample_dates(today: dt.date, days_back: int) -> list[str]:
 
 
 def publish_date(settings: Settings, bucket: str, date: str, alerts: int, root: Path) -> None:
-    """Generate one sample date and upload its batch and the network's labels."""
+    """Generate one sample date of every configured network and upload each batch with its
+    network's labels (each network's data and labels are its own)."""
+    for network in settings.networks:
+        publish_network_date(settings, bucket, network, date, alerts, root)
+
+
+def publish_network_date(settings: Settings, bucket: str, network: str, date: str, alerts: int,
+                         root: Path) -> None:
+    """Generate one network's sample date and upload its batch and the network's labels."""
     from services.ops.upload import upload_tree
 
     started = time.monotonic()
-    batch = sample.generate_batch(settings.NETWORK, date, settings.WINDOW_DAYS, n_alerts=alerts)
+    batch = sample.generate_batch(network, date, settings.WINDOW_DAYS, n_alerts=alerts)
     sample.write_sot(batch, root)
-    only = (storage.sot_prefix(settings.NETWORK, date, settings.WINDOW_DAYS),
-            storage.labels_key(settings.NETWORK))
+    only = (storage.sot_prefix(network, date, settings.WINDOW_DAYS), storage.labels_key(network))
     upload_tree(root, settings, bucket=bucket, only=only)
-    log.info("sample SOT: published %s (%d alerts) to s3://%s in %.1f s",
-             date, alerts, bucket, time.monotonic() - started)
+    log.info("sample SOT: published %s %s (%d alerts) to s3://%s in %.1f s",
+             network, date, alerts, bucket, time.monotonic() - started)
 
 
 def keep_publishing(settings: Settings, bucket: str, alerts: int, days_back: int,

@@ -7,6 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+NETWORK_HELP = "one of NETWORKS (default: the first)"
+TOP = "; the top root: with several NETWORKS, the network's folder in it is used"
+
 
 def add_workers(queues) -> None:
     """Register `aml-miner worker process` and `aml-miner worker learn`."""
@@ -19,21 +22,23 @@ def add_workers(queues) -> None:
 
 def run_worker(args, settings) -> int:
     """The process or learn worker, once the chain's settings pass their checks."""
-    from shared import worker
+    from shared import layout, worker
     from services.processor.worker import run, run_learner
 
     worker.check_settings(settings)  # fail at start, not in the first job
+    layout.migrate(settings)  # several networks: a one-network layout moves first
     return (run if args.queue == "process" else run_learner)(settings, burst=args.burst)
 
 
 def add_commands(sub) -> None:
     """Register this service's subcommands on the aml-miner parser."""
     process = sub.add_parser("process", help="score, rank and publish one date from input/{date}/")
-    process.add_argument("--input-dir", type=Path, help="input root (default: INPUT_DIR)")
-    process.add_argument("--output-dir", type=Path, help="output root (default: OUTPUT_DIR)")
+    process.add_argument("--network", help=NETWORK_HELP)
+    process.add_argument("--input-dir", type=Path, help=f"input root (default: INPUT_DIR){TOP}")
+    process.add_argument("--output-dir", type=Path, help=f"output root (default: OUTPUT_DIR){TOP}")
     process.add_argument("--processing-date", required=True, help="YYYY-MM-DD")
     process.add_argument("--models-dir", type=Path,
-                         help="models folder (default: the current set of NETWORK and "
+                         help="models folder (default: the current set of the network and "
                               "WINDOW_DAYS: the promoted learned set, else MODELS_DIR)")
     process.add_argument("--model-version",
                          help="for this run only: a learned set's version (see `aml-miner "
@@ -41,15 +46,17 @@ def add_commands(sub) -> None:
     process.add_argument("--engine", action="append", type=_engine, metavar="[MODEL=]ENGINE",
                          help="compiled or lightgbm, for all models or one (repeat for each; "
                               "default: PREDICT_ENGINE)")
-    process.set_defaults(func=run_process)
+    process.set_defaults(func=run_process, writes_dates=True)
 
     render = sub.add_parser("render", help="render the API's response bodies of dates published "
                                            "without them (the process worker does it at start)")
-    render.add_argument("--output-dir", type=Path, help="output root (default: OUTPUT_DIR)")
-    render.set_defaults(func=run_render)
+    render.add_argument("--network", help=NETWORK_HELP)
+    render.add_argument("--output-dir", type=Path, help=f"output root (default: OUTPUT_DIR){TOP}")
+    render.set_defaults(func=run_render, writes_dates=True)
 
     train = sub.add_parser("train", help="train the three models on labelled input dates")
-    train.add_argument("--input-dir", type=Path, help="input root (default: INPUT_DIR)")
+    train.add_argument("--network", help=NETWORK_HELP + "; whose input dates to train on")
+    train.add_argument("--input-dir", type=Path, help=f"input root (default: INPUT_DIR){TOP}")
     train.add_argument("--dates", nargs="+", required=True, metavar="DATE",
                        help="input dates to learn from; the last one is held out for validation")
     train.add_argument("--models-dir", type=Path, help="where to write (default: MODELS_DIR)")
@@ -63,12 +70,12 @@ def add_commands(sub) -> None:
                                          "promote it only if it wins")
     learn.add_argument("--processing-date", required=True,
                        help="YYYY-MM-DD: learn from the dates strictly before it")
-    learn.add_argument("--network", help="default: NETWORK")
+    learn.add_argument("--network", help=NETWORK_HELP)
     learn.add_argument("--days", type=int, help="window in days (default: WINDOW_DAYS)")
-    learn.add_argument("--input-dir", type=Path, help="input root (default: INPUT_DIR)")
+    learn.add_argument("--input-dir", type=Path, help=f"input root (default: INPUT_DIR){TOP}")
     learn.add_argument("--max-dates", type=int,
                        help="newest labelled dates to use at most (default: LEARN_MAX_DATES)")
-    learn.set_defaults(func=run_learn)
+    learn.set_defaults(func=run_learn, writes_dates=True)
 
     models = sub.add_parser("models", help="list the shipped and learned model sets, or choose "
                                            "the current one")
@@ -80,7 +87,7 @@ def add_commands(sub) -> None:
     use.add_argument("version", help="a learned version from `models list`, or 'shipped'")
     unpin = actions.add_parser("unpin", help="let learning promote again")
     for parser in (listing, use, unpin):
-        parser.add_argument("--network", help="default: NETWORK")
+        parser.add_argument("--network", help=NETWORK_HELP)
         parser.add_argument("--days", type=int, help="window in days (default: WINDOW_DAYS)")
     listing.add_argument("--json", action="store_true", help="print the sets as JSON")
     listing.set_defaults(func=run_models_list)
@@ -149,9 +156,9 @@ def _chosen_set(args: argparse.Namespace, settings):
         return modelsets.ModelSet(args.model_version or "", "override", args.models_dir), \
             args.model_version
     if args.model_version and modelsets.is_learned_version(args.model_version):
-        return modelsets.find(settings, settings.NETWORK, settings.WINDOW_DAYS,
+        return modelsets.find(settings, args.network, settings.WINDOW_DAYS,
                               args.model_version), None
-    chosen = modelsets.current(settings, settings.NETWORK, settings.WINDOW_DAYS)
+    chosen = modelsets.current(settings, args.network, settings.WINDOW_DAYS)
     return chosen, args.model_version
 
 
@@ -160,15 +167,18 @@ def run_process(args: argparse.Namespace, settings) -> int:
     from services.processor.models import load_models
     from services.processor.predictor import engine_setting
     from services.processor.process import process_batch
+    from shared import networks
 
     try:
         chosen, version = _chosen_set(args, settings)
         models = load_models(chosen.folder, version,
                              engine=engines(args.engine, engine_setting(settings)),
                              cache_dir=settings.COMPILED_MODELS_DIR)
-        metadata = process_batch(args.input_dir or settings.INPUT_DIR,
-                                 args.output_dir or settings.OUTPUT_DIR, args.processing_date,
-                                 models=models, settings=settings, model_set=chosen)
+        metadata = process_batch(networks.input_root(settings, args.network, args.input_dir),
+                                 networks.output_root(settings, args.network, args.output_dir),
+                                 args.processing_date, models=models, settings=settings,
+                                 model_set=chosen,
+                                 network=args.network if settings.multi_network else None)
     except _expected_errors() as exc:
         return _fail("process", exc)
     print(json.dumps({k: metadata[k] for k in ("processing_date", "alert_count", "cluster_count",
@@ -179,8 +189,9 @@ def run_process(args: argparse.Namespace, settings) -> int:
 def run_render(args: argparse.Namespace, settings) -> int:
     """aml-miner render: exit 1 when a date could not be rendered."""
     from services.processor.render import render_published
+    from shared import networks
 
-    outcomes = render_published(args.output_dir or settings.OUTPUT_DIR)
+    outcomes = render_published(networks.output_root(settings, args.network, args.output_dir))
     print(json.dumps(outcomes))
     return 1 if any(o != "rendered" for o in outcomes.values()) else 0
 
@@ -188,9 +199,11 @@ def run_render(args: argparse.Namespace, settings) -> int:
 def run_train(args: argparse.Namespace, settings) -> int:
     """aml-miner train."""
     from services.processor.train import train_models
+    from shared import networks
 
     try:
-        metrics = train_models(args.input_dir or settings.INPUT_DIR, args.dates,
+        metrics = train_models(networks.input_root(settings, args.network, args.input_dir),
+                               args.dates,
                                args.models_dir or settings.MODELS_DIR, args.version,
                                args.report_dir)
     except _expected_errors() as exc:
@@ -212,17 +225,18 @@ def run_train_shipped(args: argparse.Namespace, settings) -> int:
 
 
 def _network_window(args: argparse.Namespace, settings) -> tuple[str, int]:
-    return args.network or settings.NETWORK, args.days or settings.WINDOW_DAYS
+    return args.network, args.days or settings.WINDOW_DAYS
 
 
 def run_learn(args: argparse.Namespace, settings) -> int:
     """aml-miner learn."""
     from services.processor.learning import learn
+    from shared import networks
 
     network, days = _network_window(args, settings)
     try:
-        outcome = learn(settings, network, days, args.processing_date, args.input_dir,
-                        args.max_dates)
+        outcome = learn(settings, network, days, args.processing_date,
+                        networks.input_root(settings, network, args.input_dir), args.max_dates)
     except _expected_errors() as exc:
         return _fail("learn", exc)
     print(f"learn {network} {days}d for {args.processing_date}: {outcome.decision}"

@@ -98,12 +98,19 @@ def _labelled_only(frame: pd.DataFrame, y: np.ndarray) -> tuple[pd.DataFrame, np
     return frame[keep].astype(np.float32).reset_index(drop=True), y[keep]
 
 
-def load_date(input_dir: Path, date: str, labels: pd.DataFrame | None = None) -> DateData:
-    """Build the features and labels of one input date.
+@dataclass
+class FullDate:
+    """Every alert and cluster row of one date (unlabelled ones too), with the clusters'
+    labels and the batch's links: what scoring a cluster by its member alerts needs."""
 
-    labels: the address labels to judge it by (default: the date's own labels file).
-    """
-    started = time.perf_counter()
+    alerts: pd.DataFrame
+    clusters: pd.DataFrame
+    cluster_y: np.ndarray
+    links: object  # services.processor.links.Links
+
+
+def _read_date(input_dir: Path, date: str, labels: pd.DataFrame | None):
+    """Features of every row, the alerts' and clusters' labels (NaN: unlabelled), the links."""
     folder = date_dir(input_dir, date)
     inputs = load_inputs(folder)
     alerts = alert_features(inputs.alerts, inputs.features, inputs.clusters, inputs.money_flows,
@@ -115,10 +122,26 @@ def load_date(input_dir: Path, date: str, labels: pd.DataFrame | None = None) ->
     members = inputs.clusters.select([c for c in ("related_alert_ids", "primary_alert_id")
                                       if c in inputs.clusters.column_names]).to_pandas()
     cluster_y = cluster_labels(members, alert_ids, alert_y)
+    return alerts, alert_y, clusters, cluster_y, inputs.links
+
+
+def load_date(input_dir: Path, date: str, labels: pd.DataFrame | None = None) -> DateData:
+    """Build the features and labels of one input date.
+
+    labels: the address labels to judge it by (default: the date's own labels file).
+    """
+    started = time.perf_counter()
+    alerts, alert_y, clusters, cluster_y, _ = _read_date(input_dir, date, labels)
     log.info("training date %s: %d alerts (%d labelled), %d clusters (%d labelled) in %.1fs",
              date, len(alerts), int((~np.isnan(alert_y)).sum()), len(clusters),
              int((~np.isnan(cluster_y)).sum()), time.perf_counter() - started)
     return DateData(date, *_labelled_only(alerts, alert_y), *_labelled_only(clusters, cluster_y))
+
+
+def load_full(input_dir: Path, date: str, labels: pd.DataFrame | None = None) -> FullDate:
+    """Every row of one input date (see FullDate)."""
+    alerts, _, clusters, cluster_y, links = _read_date(input_dir, date, labels)
+    return FullDate(alerts, clusters, cluster_y, links)
 
 
 def _labelled(frames: list[pd.DataFrame], labels: list[np.ndarray], dates: list[str]) -> Part:

@@ -11,7 +11,7 @@ from rq import get_current_job
 from services.processor import predictor
 from services.processor.models import load_models
 from services.processor.process import process_batch
-from shared import jobs, modelsets, storage
+from shared import jobs, modelsets, networks, storage
 from shared.contract import ContractError
 from shared.settings import Settings, SettingsError
 
@@ -25,8 +25,10 @@ STEPS = {"read": "validated", "features": "features", "score_alerts": "scored",
          "rank_alerts": "ranked", "score_clusters": "clusters_scored", "write": "written"}
 
 # Filled by `preload` in the process worker before a job is forked, so every forked job
-# inherits the models instead of reading them again: the folder loaded, and its models.
-_loaded: dict = {}
+# inherits the models instead of reading them again: each set in use by folder, and the
+# folder each (network, window) scores with. Networks on the same set share one copy.
+_loaded: dict[str, object] = {}  # folder -> its Models
+_in_use: dict[tuple[str, int], str] = {}
 
 
 def model_set(settings: Settings, network: str, window_days: int) -> modelsets.ModelSet:
@@ -36,21 +38,33 @@ def model_set(settings: Settings, network: str, window_days: int) -> modelsets.M
 
 
 def preload(settings: Settings, network: str | None = None, window_days: int | None = None):
-    """Load the current set of a network and window (default NETWORK, WINDOW_DAYS) unless it is
-    the one already loaded, on PREDICT_ENGINE (compiled models come from COMPILED_MODELS_DIR,
-    compiled there first when missing); a promotion is picked up here, before the next job."""
-    chosen = model_set(settings, network or settings.NETWORK,
-                       jobs.window(window_days or settings.WINDOW_DAYS))
+    """Have the current set of a network and window (default: the first network, WINDOW_DAYS)
+    loaded, on PREDICT_ENGINE (compiled models come from COMPILED_MODELS_DIR, compiled there
+    first when missing); a promotion is picked up here, before the next job, and a set no
+    network uses any more is dropped."""
+    network = network or settings.default_network
+    days = jobs.window(window_days or settings.WINDOW_DAYS)
+    chosen = model_set(settings, network, days)
     key = str(Path(chosen.folder).resolve())
-    if _loaded.get("key") != key:
+    if key not in _loaded:
         started = time.monotonic()
         models = load_models(chosen.folder, engine=predictor.engine_setting(settings),
                              cache_dir=settings.COMPILED_MODELS_DIR)
-        _loaded.update(key=key, set=chosen, models=models)
+        _loaded[key] = models
         engines = {name: report["engine"] for name, report in models.engines().items()}
-        log.info("models loaded from %s (the %s set %s) in %.2f s, engines %s", chosen.folder,
-                 chosen.source, chosen.version, time.monotonic() - started, engines)
-    return _loaded["set"], _loaded["models"]
+        log.info("models loaded from %s for %s %dd (the %s set %s) in %.2f s, engines %s",
+                 chosen.folder, network, days, chosen.source, chosen.version,
+                 time.monotonic() - started, engines)
+    _in_use[(network, days)] = key
+    for unused in set(_loaded) - set(_in_use.values()):
+        del _loaded[unused]
+    return chosen, _loaded[key]
+
+
+def preload_all(settings: Settings) -> None:
+    """Load the current set of every configured network (the process worker, at start)."""
+    for network in settings.networks:
+        preload(settings, network)
 
 
 def prepare(job) -> None:
@@ -68,7 +82,8 @@ def _models_for(settings: Settings, network: str, days: int):
 
 
 def process_job(network: str, processing_date: str, window_days) -> dict:
-    """Process INPUT_DIR/{date} into OUTPUT_DIR/{date}, published atomically; record progress."""
+    """Process the network's input date into its output root, published atomically; record
+    progress."""
     job = get_current_job()
     days = window_days
     jobs.record(job, step="processing")
@@ -76,9 +91,11 @@ def process_job(network: str, processing_date: str, window_days) -> dict:
     try:
         settings, days = Settings.from_env(), jobs.window(window_days)
         chosen, models = _models_for(settings, network, days)
-        metadata = process_batch(settings.INPUT_DIR, settings.OUTPUT_DIR, processing_date,
+        metadata = process_batch(networks.input_root(settings, network),
+                                 networks.output_root(settings, network), processing_date,
                                  models=models, settings=settings, progress=_recorder(job),
-                                 model_set=chosen)
+                                 model_set=chosen,
+                                 network=network if settings.multi_network else None)
     except PERMANENT as exc:
         jobs.fail_now(job, exc)
         log.error("process %s %s %sd failed (bad input, no retry): %s", network, processing_date,

@@ -20,12 +20,15 @@
    are kept in the set's measured/ folder; set.json records the refit.
 
 The binary models weigh each training row by its date's recency (half-life
-LEARN_HALF_LIFE_DAYS, 0 = all dates alike), in the candidate and the refit alike.
+LEARN_HALF_LIFE_DAYS, 0 = all dates alike), in the candidate and the refit alike; their
+rounds are chosen by early stopping on the trainer's validation date and reused by the refit.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import gc
 import json
 import logging
 import os
@@ -39,11 +42,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from services.processor import predictor
+from services.processor import memory, predictor
+from services.processor.models import CLUSTER_SCORER, model_file, sidecar_file
+from services.processor.scoring import MODEL_SCORES
 from services.processor.dataset import TrainingError, read_labels
-from services.processor.train import (LEARNING_SPECS, RANKING_OBJECTIVES, ModelSpec,
+from services.processor.train import (CHOOSE, LEARNING_SPECS, RANKING_OBJECTIVES, ModelSpec,
                                       train_models)
-from shared import contract, modelsets, storage
+from shared import contract, modelsets, networks, storage
 from shared.labels import address_labels, lookup
 from shared.manifest import read_manifest
 from shared.settings import Settings
@@ -178,15 +183,19 @@ def reports_dir(settings: Settings) -> Path:
 
 
 def compare(settings: Settings, input_dir: Path, date: str, current: Path, candidate: Path,
-            labels: Path | None, report_dir: Path, stem: str) -> dict:
-    """Run `aml-miner evaluate` (current = A, candidate = B) on one date; its JSON report."""
+            labels: Path | None, report_dir: Path, stem: str, network: str | None = None) -> dict:
+    """Run `aml-miner evaluate` (current = A, candidate = B) on one date of a network (default:
+    the first) whose input folder is input_dir; its JSON report."""
     argv = [sys.executable, "-m", "services.cli", "evaluate", "--input-dir", _abs(input_dir),
             "--dates", date, "--models-dir", _abs(current), "--compare-models-dir",
             _abs(candidate), "--report-dir", _abs(report_dir), "--report-name", stem]
     if labels is not None:
         argv += ["--labels", _abs(labels)]
     # Our working folder, so relative settings mean what they mean here; our checkout's code.
-    env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(PROJECT_ROOT)}
+    # One network only: input_dir is already that network's folder, which `evaluate` then
+    # takes as it is instead of looking for a {network} folder in it.
+    env = {**os.environ, **networks.single(settings, network).to_env(),
+           "PYTHONPATH": str(PROJECT_ROOT)}
     started = time.monotonic()
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
     if done.returncode not in (0, 1):  # 1: an output failed the gate, which the report says
@@ -268,7 +277,7 @@ def learn(settings: Settings, network: str, window: int, processing_date: str,
     specs: the models to train (the trainer's own by default; tests train fewer rounds).
     """
     started = time.monotonic()
-    input_dir = Path(input_dir or settings.INPUT_DIR)
+    input_dir = Path(input_dir or networks.input_root(settings, network))
     found = history(input_dir, processing_date, network, window,
                     max_dates or settings.LEARN_MAX_DATES)
     outcome = Outcome(network, window, processing_date, NOT_LEARNED, "",
@@ -301,7 +310,10 @@ def _learn_on(settings: Settings, input_dir: Path, found: History, outcome: Outc
         with storage.staging_dir(sets / version) as stage:
             train_models(input_dir, training, stage, version, report_dir=stage / "report",
                          specs=specs, labels=found.labels, max_rows=settings.LEARN_MAX_ROWS,
-                         half_life_days=settings.LEARN_HALF_LIFE_DAYS or None)
+                         half_life_days=settings.LEARN_HALF_LIFE_DAYS or None,
+                         cluster_score=CHOOSE)
+            gc.collect()  # the training rows are dropped: their pages are not the comparison's
+            memory.release_unused()
             wins = _judge(settings, input_dir, found, outcome, stage, version)
             if wins and settings.LEARN_REFIT:
                 _refit(settings, input_dir, found, outcome, stage, version, specs)
@@ -326,7 +338,7 @@ def _judge(settings: Settings, input_dir: Path, found: History, outcome: Outcome
     outcome.current = current.version
     stem = f"learn_{network}_{window}d_{date}_comparison"
     report = compare(settings, input_dir, comparison, current.folder, stage, found.labels,
-                     reports_dir(settings), stem)
+                     reports_dir(settings), stem, network)
     outcome.report = str(reports_dir(settings) / f"{stem}.html")
     old, new = (measures(run) for run in report["runs"])
     outcome.metrics = {"current": old, "candidate": new}
@@ -345,8 +357,9 @@ MEASURED = "measured"  # a refit set's folder for the models the comparison meas
 def _refit(settings: Settings, input_dir: Path, found: History, outcome: Outcome, stage: Path,
            version: str, specs: tuple[ModelSpec, ...]) -> None:
     """Train the winning candidate's models again on every history date (all strictly before
-    the processing date), with the same specs and rounds: no choice looks at the comparison
-    date, which only decided that this recipe wins. The measured models move to measured/."""
+    the processing date), with the same parameters and the rounds early stopping chose on the
+    trainer's validation date: no choice looks at the comparison date, which only decided
+    that this recipe wins. The measured models move to measured/."""
     check_past_only(found.dates, outcome.processing_date)
     measured = stage / MEASURED
     measured.mkdir()
@@ -355,20 +368,38 @@ def _refit(settings: Settings, input_dir: Path, found: History, outcome: Outcome
             os.rename(path, measured / path.name)
     # The ranker stays the measured one: its NDCG@100 was what the comparison judged, and a
     # refit ranker was not stable (sample history: 0.95 measured, 0.76 refit).
-    binary = tuple(s for s in specs if s.params["objective"] not in RANKING_OBJECTIVES)
+    binary = tuple(_measured_rounds(s, measured, version) for s in specs
+                   if s.params["objective"] not in RANKING_OBJECTIVES)
     for spec in specs:
-        if spec not in binary:
+        if spec.params["objective"] in RANKING_OBJECTIVES:
             for path in measured.glob(f"{spec.name}_v*"):
                 shutil.copy2(path, stage / path.name)
     started = time.monotonic()
     train_models(input_dir, found.dates, stage, version, report_dir=stage / "report-refit",
                  specs=binary, labels=found.labels, max_rows=settings.LEARN_MAX_ROWS,
-                 holdout=False, half_life_days=settings.LEARN_HALF_LIFE_DAYS or None)
+                 holdout=False, half_life_days=settings.LEARN_HALF_LIFE_DAYS or None,
+                 cluster_score=_measured_cluster_score(measured, version))
     outcome.refit_dates = list(found.dates)
     outcome.refit_models = [spec.name for spec in binary]
     log.info("learn %s: the winning candidate was refit on %d dates (%s .. %s) in %.1f s",
              outcome.processing_date, len(found.dates), found.dates[0], found.dates[-1],
              time.monotonic() - started)
+
+
+def _measured_rounds(spec: ModelSpec, measured: Path, version: str) -> ModelSpec:
+    """The spec with the rounds its measured model ended with (early stopping chose them on
+    the trainer's validation date), trained without stopping: a refit has no date to stop on."""
+    if not spec.early_stopping:
+        return spec
+    sidecar = sidecar_file(model_file(measured, spec.name, version))
+    rounds = json.loads(sidecar.read_text())["num_trees"]
+    return dataclasses.replace(spec, rounds=rounds, early_stopping=0)
+
+
+def _measured_cluster_score(measured: Path, version: str) -> str:
+    """The cluster scoring rule the measured set was judged with (the refit keeps it)."""
+    sidecar = sidecar_file(model_file(measured, CLUSTER_SCORER, version))
+    return json.loads(sidecar.read_text()).get("cluster_score", MODEL_SCORES)
 
 
 def _compile(settings: Settings, folder: Path) -> None:

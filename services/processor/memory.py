@@ -60,3 +60,16 @@ def share_one_allocator() -> str:
     """
     pa.set_memory_pool(pa.system_memory_pool())
     return pa.default_memory_pool().backend_name
+
+
+def release_unused() -> None:
+    """Hand freed memory back to the OS: Arrow's pool, then every glibc arena (malloc_trim).
+
+    A long-lived process that read many tables keeps their freed pages otherwise, and they
+    count against the peak of whatever it starts next.
+    """
+    pa.default_memory_pool().release_unused()
+    try:
+        _libc().malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass

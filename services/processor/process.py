@@ -34,7 +34,7 @@ from services.processor.features import (alert_features, cluster_address_columns
 from services.processor.inputs import alert_rows, batch_identity, checksums, load_inputs
 from services.processor.memory import disable_huge_pages, share_one_allocator
 from services.processor.models import Model, Models, cpu_threads, load_models
-from services.processor.scoring import Scoring
+from services.processor.scoring import MEMBER_ALERT_MAX, Scoring, cluster_rule, member_alert_max
 from shared import bodies, contract, publish_lock
 from shared.modelsets import ModelSet
 from shared.settings import Settings
@@ -177,7 +177,8 @@ def _score_and_write(folder: Path, models: Models, inputs, envelope: dict,
         pending.append(writers.submit(_write_ranked, alert_ids, ranks, ranker.tag, folder,
                                       envelope))
         cluster_scores = _finished(steps, "score_clusters", cluster_scorer,
-                                   lambda: cluster_scoring.result()[cluster_scorer.name], clusters)
+                                   lambda: _cluster_scores(cluster_scorer, cluster_scoring,
+                                                           scores, inputs.links), clusters)
         pending.append(writers.submit(_render, folder, bodies.CLUSTER_SCORES,
                                       inputs.clusters.column("cluster_id"), cluster_scores,
                                       cluster_scorer.tag, envelope))
@@ -191,6 +192,14 @@ def _score_and_write(folder: Path, models: Models, inputs, envelope: dict,
            for scoring, m in ((alert_scoring, scorer), (alert_scoring, ranker),
                               (cluster_scoring, cluster_scorer))}
     return cpu, {**alert_scoring.report, **cluster_scoring.report}
+
+
+def _cluster_scores(model: Model, scoring: Scoring, alert_scores: np.ndarray, links) -> np.ndarray:
+    """The cluster scorer's scores, or its members' alert scores where its sidecar says so."""
+    own = scoring.result()[model.name]
+    if cluster_rule(model) == MEMBER_ALERT_MAX:
+        return member_alert_max(own, alert_scores, links)
+    return own
 
 
 def _render(folder: Path, kind: bodies.ListKind, ids, scores: np.ndarray, tag: str,
@@ -212,11 +221,17 @@ def _timed_checksums(source: Path) -> tuple[dict, float]:
     return checksums(source), round(time.perf_counter() - started, 4)
 
 
-def _read(source: Path, processing_date: str, settings: Settings, steps: Steps):
+def _read(source: Path, processing_date: str, settings: Settings, steps: Steps,
+          network: str | None = None):
     with steps.step("read"):
         inputs = load_inputs(source)
-        network, window = batch_identity(inputs, processing_date, settings.NETWORK,
-                                         settings.WINDOW_DAYS)
+        found, window = batch_identity(inputs, processing_date,
+                                       network or settings.default_network, settings.WINDOW_DAYS)
+        if network and found != network:  # never publish one network's batch as another's
+            raise contract.ContractError(source / contract.META_FILE,
+                                         f"the batch is of network {found}, not the requested "
+                                         f"{network}")
+        network = found
     _release_unused()  # decode buffers and pre-cast decimals
     log.info("batch %s: read %d alerts, %d clusters, %d address rows, %s money flows (%s, %dd)",
              processing_date, inputs.alerts.num_rows, inputs.clusters.num_rows,
@@ -230,8 +245,10 @@ def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date
                   models_dir: Path | str | None = None, models: Models | None = None,
                   settings: Settings | None = None,
                   progress: Callable[[str, float], None] | None = None,
-                  model_set: ModelSet | None = None) -> dict:
+                  model_set: ModelSet | None = None, network: str | None = None) -> dict:
     """Score, rank and publish one date; returns the metadata written to metadata.json.
+
+    network: the one the job is for (a batch whose META.json names another is refused).
 
     progress, if given, is called with (step name, seconds) as each step finishes (the job
     chain records it in job.meta). model_set says which set the models are, for metadata.json
@@ -255,7 +272,7 @@ def process_batch(input_dir: Path | str, output_dir: Path | str, processing_date
                                  settings.PUBLISH_LOCK_WAIT_SECONDS,
                                  settings.PUBLISH_LOCK_STALE_SECONDS):
         metadata = _publish_batch(pinned_input(input_dir, processing_date), target,
-                                  processing_date, models, model_set, settings, steps)
+                                  processing_date, models, model_set, settings, steps, network)
     apply_retention(target.parent, settings.RETENTION_DAYS, settings.PUBLISH_LOCK_STALE_SECONDS,
                     keep=processing_date)
     log.info("batch %s: published %s (%d alerts, %d clusters) in %.2fs", processing_date, target,
@@ -271,13 +288,14 @@ def pinned_input(input_dir: Path | str, processing_date: str) -> Path:
 
 
 def _publish_batch(source: Path, target: Path, processing_date: str, models: Models,
-                   model_set: ModelSet, settings: Settings, steps: Steps) -> dict:
+                   model_set: ModelSet, settings: Settings, steps: Steps,
+                   network: str | None = None) -> dict:
     """Read source, write every result into a staging folder, publish it as target."""
     # A thread per call (not a module-level pool: RQ forks, and pool threads do not survive
     # a fork). Hashing runs beside the single-threaded feature work instead of after it.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="checksums") as pool:
         hashing = pool.submit(_timed_checksums, source)
-        inputs, network, window = _read(source, processing_date, settings, steps)
+        inputs, network, window = _read(source, processing_date, settings, steps, network)
         # What the bodies repeat is known before scoring; the timestamp is when scoring began.
         metadata = {
             "processing_date": processing_date, "network": network, "window_days": window,

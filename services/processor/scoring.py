@@ -24,12 +24,37 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from services.processor import parity, predictor
+from services.processor import grouping, parity, predictor
+from services.processor.links import Links
 from services.processor.models import Model, column_sources, fill_rows
 
 log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 65_536  # 50 MB of a 97-feature float64 matrix per thread: cheap per call
+
+# How a cluster scorer's sidecar may say its clusters are scored ("cluster_score"; absent:
+# the model's own scores). A cluster's label is the highest of its member alerts' labels.
+MODEL_SCORES = "model"
+MEMBER_ALERT_MAX = "member_alert_max"
+CLUSTER_SCORE_RULES = (MODEL_SCORES, MEMBER_ALERT_MAX)
+
+
+def cluster_rule(model: Model) -> str:
+    """The rule a cluster scorer's sidecar names (the model's own scores without one)."""
+    rule = model.sidecar.get("cluster_score", MODEL_SCORES)
+    if rule not in CLUSTER_SCORE_RULES:
+        raise ValueError(f"{model.tag}: unknown cluster_score {rule!r} in its sidecar "
+                         f"(known: {', '.join(CLUSTER_SCORE_RULES)})")
+    return rule
+
+
+def member_alert_max(model_scores: np.ndarray, alert_scores: np.ndarray,
+                     links: Links) -> np.ndarray:
+    """Each cluster's highest member-alert score; the model's score where no member alert is
+    in the batch (as the label is the highest member label, the alert scorer ranks it)."""
+    best = grouping.maximum(links.member_cluster, alert_scores[links.member_alert],
+                            len(model_scores))
+    return np.where(np.isnan(best), model_scores, best)
 
 
 def _rows_at(sources: list, positions: np.ndarray) -> np.ndarray:

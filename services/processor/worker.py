@@ -45,14 +45,14 @@ def single_openmp_thread() -> Iterator[None]:
 
 
 def run(settings: Settings, burst: bool = False) -> int:
-    """Load the current models once, compiling any that the cache lacks (every forked job
-    inherits them), then work the process queue; before each job, a promoted set is loaded
-    in their place."""
+    """Load every network's current models once, compiling any that the cache lacks (every
+    forked job inherits them), then work the process queue, whichever network a job is for;
+    before each job, a promoted set is loaded in its network's place."""
     with single_openmp_thread():
         from services.processor import jobs
 
         try:
-            jobs.preload(settings)
+            jobs.preload_all(settings)
         except SettingsError as exc:  # fail at start, not in the first job
             print(f"aml-miner worker: configuration error: {exc}", file=sys.stderr)
             return 2
@@ -65,9 +65,10 @@ def _render_published(settings: Settings) -> None:
     """Dates published before the API's bodies existed get them, once, before any job."""
     from services.processor.render import render_published
 
-    outcomes = render_published(settings.OUTPUT_DIR)
-    if outcomes:
-        log.info("rendered the response bodies of published dates: %s", outcomes)
+    for network in settings.networks:
+        outcomes = render_published(settings.network_output_dir(network))
+        if outcomes:
+            log.info("rendered the response bodies of published %s dates: %s", network, outcomes)
 
 
 def run_learner(settings: Settings, burst: bool = False) -> int:

@@ -136,11 +136,12 @@ class FolderSource:
 class ApiSource:
     """Results as the result API serves them (GET JSON endpoints)."""
 
-    def __init__(self, base_url: str, timeout: float = 60.0):
+    def __init__(self, base_url: str, timeout: float = 60.0, network: str | None = None):
         import requests  # only HTTP mode needs it
 
         self.base = base_url.rstrip("/")
         self.timeout = timeout
+        self.network = network  # sent as ?network= when given (a stack of several networks)
         self.http = requests.Session()
         self._errors = (requests.RequestException, ValueError)
 
@@ -149,8 +150,9 @@ class ApiSource:
 
     def _get(self, path: str) -> dict:
         url = f"{self.base}{path}"
+        params = {"network": self.network} if self.network else None
         try:
-            response = self.http.get(url, timeout=self.timeout)
+            response = self.http.get(url, timeout=self.timeout, params=params)
         except self._errors as exc:
             raise SourceError(f"GET {url}: {exc}") from exc
         if response.status_code != 200:

@@ -14,7 +14,7 @@ from services.processor import learning
 from services.processor.train import train_models
 from shared import modelsets
 from tests.chain_fixtures import cli, process_env
-from tests.processor_fixtures import quick_specs, write_synthetic_history
+from tests.processor_fixtures import quick_learning_specs, quick_specs, write_synthetic_history
 
 NET, DAYS = "bitcoin", 7
 HISTORY = ("2025-10-01", "2025-10-02", "2025-10-03", "2025-10-04", "2025-10-05")
@@ -39,7 +39,7 @@ def run_learn(settings):
 def test_a_candidate_that_wins_is_promoted(settings, tmp_path):
     write_synthetic_history(settings.INPUT_DIR, (*HISTORY, D), n_alerts=500)
     old = current_set(settings, tmp_path, "20250101T000000Z", informative=False)
-    outcome = run_learn(settings)
+    outcome = learning.learn(settings, NET, DAYS, D, specs=quick_learning_specs())
     assert outcome.decision == "promoted", outcome.reason
     assert outcome.training_dates == list(HISTORY[:-1]) and outcome.comparison_date == HISTORY[-1]
     assert D not in outcome.training_dates and outcome.current == old.version
@@ -61,6 +61,21 @@ def test_a_candidate_that_wins_is_promoted(settings, tmp_path):
         assert sidecar["training_dates"] == list(HISTORY), name
         assert sidecar["validation_in_sample"] is True
         assert sidecar["recency_half_life_days"] == settings.LEARN_HALF_LIFE_DAYS, name
+        # The candidate's rounds were chosen on the trainer's validation date (before the
+        # comparison date); the refit trains exactly as many, with no date to stop on.
+        was = json.loads((now.folder / learning.MEASURED / f"{name}_v{now.version}.json")
+                         .read_text())
+        assert was["early_stopping"]["on"] == [HISTORY[-2]], name
+        assert was["early_stopping"]["rounds"] == was["num_trees"] <= 40, name
+        assert sidecar["num_trees"] == was["num_trees"] and "early_stopping" not in sidecar
+    # The cluster scoring rule was chosen on the trainer's validation date, and kept.
+    measured_clusters = json.loads((now.folder / learning.MEASURED /
+                                    f"cluster_scorer_v{now.version}.json").read_text())
+    choice = measured_clusters["cluster_score_choice"]
+    assert choice["on"] == [HISTORY[-2]] and set(choice["roc_auc"]) == {"model", "member_alert_max"}
+    assert measured_clusters["cluster_score"] == choice["rule"]
+    refit_clusters = json.loads((now.folder / f"cluster_scorer_v{now.version}.json").read_text())
+    assert refit_clusters["cluster_score"] == choice["rule"]
     # The ranker is the measured one (its NDCG@100 is what the comparison judged).
     ranker = next(now.folder.glob("alert_ranker_v*.json"))
     assert ranker.read_bytes() == (now.folder / learning.MEASURED / ranker.name).read_bytes()
@@ -182,3 +197,16 @@ def test_process_uses_the_current_set_unless_told_otherwise(settings, tmp_path, 
     metadata = json.loads((settings.OUTPUT_DIR / D / "metadata.json").read_text())
     assert metadata["model_set"]["source"] == "override"
     assert metadata["model_versions"]["alert_scorer"] == "alert_scorer_v1.0.0"
+
+
+def test_with_several_networks_each_learns_from_its_own_folder(settings):
+    s = settings.replace(NETWORKS=("bitcoin", "torus"))
+    write_synthetic_history(s.INPUT_DIR / "torus", (*HISTORY, D), n_alerts=500)
+    outcome = learning.learn(s, "torus", DAYS, D, specs=quick_specs())
+    assert outcome.decision in ("promoted", "kept"), outcome.reason
+    assert outcome.training_dates == list(HISTORY[:-1]) and outcome.comparison_date == HISTORY[-1]
+    assert modelsets.last_learn(s, "torus", DAYS)["processing_date"] == D
+    assert modelsets.last_learn(s, "bitcoin", DAYS) is None  # bitcoin's sets are its own
+    assert modelsets.current(s, "bitcoin", DAYS).version == modelsets.SHIPPED
+    nothing = learning.learn(s, "bitcoin", DAYS, D, specs=quick_specs())
+    assert nothing.decision == learning.NOT_LEARNED and "0 labelled input date" in nothing.reason

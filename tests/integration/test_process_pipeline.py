@@ -7,6 +7,7 @@ import re
 import shutil
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -357,3 +358,28 @@ def test_a_date_without_clusters_publishes_an_empty_clusters_scored(input_dir, m
     assert clusters.column_names[-2:] == ["score", "model_version"]
     alerts = pq.read_table(tmp_path / "out" / DATE / storage.ALERTS_SCORED)
     assert alerts.num_rows == metadata["alert_count"] > 0
+
+
+def test_a_set_whose_sidecar_says_so_scores_clusters_by_their_best_member_alert(
+        input_dir, published, tmp_path):
+    from shared.labels import cluster_members
+    from tests.conftest import REPO
+
+    models_dir = tmp_path / "models"
+    shutil.copytree(REPO / "trained_models", models_dir)
+    sidecar = models_dir / "cluster_scorer_v1.0.0.json"
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()),
+                                   "cluster_score": "member_alert_max"}))
+    out = tmp_path / "out"
+    process_batch(input_dir, out, DATE, models=load_models(models_dir, engine=LIGHTGBM))
+    alerts, clusters = _read(out, "alerts_scored.parquet"), _read(out, "clusters_scored.parquet")
+    shipped = _read(published[0], "clusters_scored.parquet")
+    members = cluster_members(pq.read_table(input_dir / DATE / "clusters.parquet").to_pandas())
+    score = pd.Series(alerts["score"].to_numpy(), index=alerts["alert_id"])
+    members = members[members["alert_id"].isin(score.index)]
+    best = score.loc[members["alert_id"]].groupby(members["cluster"].to_numpy()).max()
+    expected = shipped["score"].to_numpy().copy()  # the model's, where no member is found
+    expected[best.index.to_numpy()] = best.to_numpy()
+    assert len(best) > 0 and (clusters["cluster_id"] == shipped["cluster_id"]).all()
+    assert np.allclose(clusters["score"].to_numpy(), expected, rtol=0, atol=1e-9)
+    assert not np.allclose(clusters["score"].to_numpy(), shipped["score"].to_numpy())

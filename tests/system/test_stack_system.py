@@ -47,8 +47,9 @@ def _wallets(root: Path):
 class RunningStack:
     """`aml-miner stack --profile miner --own-redis` in a project folder of its own."""
 
-    def __init__(self, project: Path, compiled_models: Path):
+    def __init__(self, project: Path, compiled_models: Path, extra_env: tuple[str, ...] = ()):
         self.project = project
+        self.extra_env = dict(line.split("=", 1) for line in extra_env)
         self.api_port, self.miner_port = _free_port(), _free_port()
         self.miner_ss58, self.validator = _wallets(project / "wallets")
         env_file = (REPO / ".env.example").read_text() + "\n".join([
@@ -56,7 +57,7 @@ class RunningStack:
             "MINER_HOST=127.0.0.1", f"BT_WALLET_PATH={project / 'wallets'}",
             "BT_WALLET_NAME=miner", "BT_WALLET_HOTKEY=default",
             f"MINER_VALIDATOR_HOTKEYS={self.validator.ss58_address}",
-            "SUBTENSOR_NETWORK=", "MINER_PUBLISH_ENDPOINT=false", ""])
+            "SUBTENSOR_NETWORK=", "MINER_PUBLISH_ENDPOINT=false", *extra_env, ""])
         (project / ".env").write_text(env_file)
         shutil.copy(REPO / "compose.yaml", project / "compose.yaml")
         (project / "trained_models").symlink_to(REPO / "trained_models")
@@ -89,7 +90,7 @@ class RunningStack:
                 "INPUT_DIR": str(self.project / "volumes" / "input"),
                 "OUTPUT_DIR": str(self.project / "volumes" / "output"),
                 "SOT_S3_ENDPOINT": f"http://127.0.0.1:{ports['sample-sot']['port']}",
-                "SOT_S3_BUCKET": "sample-sot"}
+                "SOT_S3_BUCKET": "sample-sot", **self.extra_env}
 
     def cli(self, *args: str, extra_env: dict | None = None) -> subprocess.CompletedProcess:
         env = {**self.cli_env(), **(extra_env or {})}

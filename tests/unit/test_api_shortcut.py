@@ -93,6 +93,15 @@ def test_get_equals_flask(apps, template, date, encoding):
 
 @pytest.mark.parametrize("template", ENDPOINTS)
 @pytest.mark.parametrize("date", [DATE, "latest"])
+@pytest.mark.parametrize("query", ["?network=bitcoin", "?network=Bitcoin"])
+def test_the_one_network_named_takes_the_shortcut(apps, template, date, query):
+    """Validators always name the network: with one network that is the short way too."""
+    status, _, body, _ = _same_and_shortcut(apps, template.format(date) + query)
+    assert status == "200 OK" and body == _call(apps.slow, template.format(date), "GET", {})[2]
+
+
+@pytest.mark.parametrize("template", ENDPOINTS)
+@pytest.mark.parametrize("date", [DATE, "latest"])
 @pytest.mark.parametrize("encoding", [None, "gzip"])
 def test_if_none_match_equals_flask(apps, template, date, encoding):
     url = template.format(date)
@@ -144,7 +153,7 @@ def test_a_republished_date_is_seen_and_equals_flask(apps, settings, template):
 FALL_THROUGH = [
     f"/scores/alerts/{DATE}?offset=3&limit=5",  # a page
     f"/scores/alerts/{DATE}?limit=5",
-    f"/scores/alerts/{DATE}?network=bitcoin",  # any query string goes to Flask
+    f"/scores/alerts/{DATE}?network=bitcoin&limit=5",
     f"/metadata/{DATE}?network=ethereum",
     "/scores/alerts/2025-10-01",  # not published: 404
     "/rankings/alerts/2025-02-30",  # not a calendar date: 400
