@@ -1,6 +1,7 @@
 """Benchmark of the job chain's overhead: the queue path against download + process run directly.
 
     python bench/bench_chain.py [--alerts 20000] [--runs 3] [--work-dir bench/out/chain]
+    python bench/bench_chain.py --networks 2 [--alerts 20000] [--runs 3]
 
 1. starts its own redis-server and a moto S3 server on loopback, uploads one
    sample batch per run (the project's generator, distinct dates),
@@ -12,6 +13,12 @@
    answering /metadata/D with 200 (without the API: output/D being published),
 4. prints each run with the queue path's phases (from the RQ job records), the
    median overhead = queue - direct, and its ratio to the 2 s goal.
+
+With --networks N (N >= 2) the stack serves N networks (NETWORKS=bitcoin,torus,...): each
+run enqueues one date of every network at once and waits until all are published; it prints
+the idle gaps between consecutive process jobs (the worker's next job start minus the
+previous one's end) and the ratio of the jobs' own time to the span they occupy (1.00: the
+process worker never waited between networks).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ sys.path.insert(0, str(REPO))
 
 GOAL_S = 2.0
 NETWORK, WINDOW = "bitcoin", 7
+NETWORK_NAMES = ("bitcoin", "torus", "ethereum", "bittensor")
 FIRST_DATE = dt.date(2025, 10, 1)
 
 
@@ -79,14 +87,16 @@ def start_s3():
     return server, f"http://{host}:{port}"
 
 
-def upload_batches(settings, dates: list[str], alerts: int, work: Path) -> None:
-    """Generate one sample batch per date in the SOT layout and upload it to the bucket."""
+def upload_batches(settings, dates: list[str], alerts: int, work: Path,
+                   networks: tuple[str, ...] = (NETWORK,)) -> None:
+    """Generate one sample batch per date and network in the SOT layout and upload it."""
     from shared.s3 import make_client
     from shared.sample import generate_batch, write_sot
 
     sot = work / "sot"
-    for date in dates:
-        write_sot(generate_batch(NETWORK, date, WINDOW, n_alerts=alerts, seed=1), sot)
+    for network in networks:
+        for date in dates:
+            write_sot(generate_batch(network, date, WINDOW, n_alerts=alerts, seed=1), sot)
     client = make_client(settings)
     client.create_bucket(Bucket=settings.SOT_S3_BUCKET,
                          CreateBucketConfiguration={"LocationConstraint": settings.SOT_S3_REGION})
@@ -193,11 +203,7 @@ def wait_idle(procs: list[subprocess.Popen], timeout: float = 300) -> None:
 def queued(settings, date: str, env: dict) -> tuple[float, dict]:
     """Seconds from `aml-miner enqueue` to the date's result being visible, and where they went."""
     started, wall = time.perf_counter(), time.time()
-    out = subprocess.run([sys.executable, "-m", "services.cli", "enqueue",
-                          "--processing-date", date], cwd=REPO, env=env, capture_output=True,
-                         text=True)
-    if out.returncode != 0 or "enqueued:" not in out.stdout:
-        raise SystemExit(f"bench: enqueue failed: {out.stdout}{out.stderr}")
+    enqueue(date, env)
     enqueue_s = time.perf_counter() - started
     wait_for(lambda: visible(settings, date) or failed(settings, date), 600,
              f"{date} to become visible")
@@ -205,11 +211,11 @@ def queued(settings, date: str, env: dict) -> tuple[float, dict]:
     return total, breakdown(settings, date, wall, wall + total, enqueue_s)
 
 
-def failed(settings, date: str) -> bool:
+def failed(settings, date: str, network: str = NETWORK) -> bool:
     """Stop waiting (and say why) when the chain failed instead of publishing."""
     from shared import jobs
 
-    status = jobs.date_status(settings, NETWORK, date, WINDOW)
+    status = jobs.date_status(settings, network, date, WINDOW)
     if status.state == "failed":
         raise SystemExit(f"bench: {status.describe()}")
     return False
@@ -280,8 +286,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=20_000, help="alerts per sample date")
     parser.add_argument("--runs", type=int, default=5, help="dates measured (one per run)")
+    parser.add_argument("--networks", type=int, default=1,
+                        help=f"networks served (2-{len(NETWORK_NAMES)}: the networks mode)")
     parser.add_argument("--work-dir", type=Path, default=None, help="default: a temporary folder")
     args = parser.parse_args()
+    if not 1 <= args.networks <= len(NETWORK_NAMES):
+        parser.error(f"--networks must be 1-{len(NETWORK_NAMES)}, not {args.networks}")
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench-chain-"))
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -290,14 +300,98 @@ def main() -> int:
     try:
         settings = settings_for(work, redis_url, s3_url)
         dates = [(FIRST_DATE + dt.timedelta(days=i)).isoformat() for i in range(args.runs)]
-        upload_batches(settings, dates, args.alerts, work)
-        rows = measure(settings, dates, work)
+        if args.networks > 1:
+            names = NETWORK_NAMES[:args.networks]
+            # Learning off: only the process jobs' back-to-back order is measured here.
+            settings = settings.replace(NETWORKS=names, LEARN_ENABLED=False)
+            upload_batches(settings, dates, args.alerts, work, names)
+            runs = measure_networks(settings, dates, work)
+        else:
+            upload_batches(settings, dates, args.alerts, work)
+            rows = measure(settings, dates, work)
     finally:
         s3.stop()
         redis_proc.terminate()
         redis_proc.wait(timeout=10)
-    report(rows, args.alerts)
+    if args.networks > 1:
+        report_networks(runs, args.alerts)
+    else:
+        report(rows, args.alerts)
     return 0
+
+
+def measure_networks(settings, dates: list[str], work: Path) -> list[list[tuple]]:
+    """Per run (one date of every network enqueued at once): each network's process job as
+    (network, enqueued, start, end) in the worker's order."""
+    env = env_of(settings)
+    procs: list[subprocess.Popen] = []
+    runs = []
+    try:
+        start_stack(settings, env, work, procs)
+        for date in dates:
+            wait_idle(procs)
+            for network in settings.networks:
+                enqueue(date, env, network)
+            for network in settings.networks:
+                wait_for(lambda: published(settings, date, network)
+                         or failed(settings, date, network), 600,
+                         f"{network} {date} to be published")
+            runs.append(sorted(process_times(settings, date), key=lambda job: job[2]))
+    finally:
+        stop(procs)
+    return runs
+
+
+def enqueue(date: str, env: dict, network: str | None = None) -> None:
+    argv = [sys.executable, "-m", "services.cli", "enqueue", "--processing-date", date]
+    if network:
+        argv += ["--network", network]
+    out = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True)
+    if out.returncode != 0 or "enqueued:" not in out.stdout:
+        raise SystemExit(f"bench: enqueue failed: {out.stdout}{out.stderr}")
+
+
+def published(settings, date: str, network: str) -> bool:
+    from shared import storage
+
+    version = storage.resolve(settings.network_output_dir(network) / date)
+    return version is not None and (version / storage.METADATA).is_file()
+
+
+def process_times(settings, date: str) -> list[tuple[str, float, float, float]]:
+    from shared import jobs
+
+    conn = jobs.connect(settings)
+    out = []
+    for network in settings.networks:
+        job = jobs.fetch(conn, jobs.process_id(network, date, WINDOW, jobs.namespace(settings)))
+        wait_for(lambda: job.refresh() or job.ended_at is not None, 30,
+                 f"{network} {date}'s process job end in its record")
+        out.append((network, job.enqueued_at.timestamp(), job.started_at.timestamp(),
+                    job.ended_at.timestamp()))
+    return out
+
+
+def report_networks(runs: list[list[tuple]], alerts: int) -> None:
+    print(f"chain benchmark, {len(runs[0])} networks: {alerts} alerts per network and date, "
+          "every network's date enqueued at once")
+    gaps, ratios, waiting = [], [], []
+    for jobs_run in runs:
+        span = jobs_run[-1][3] - jobs_run[0][2]
+        own = sum(end - start for _, _, start, end in jobs_run)
+        run_gaps = [b[2] - a[3] for a, b in zip(jobs_run, jobs_run[1:])]
+        # queued before the previous job ended: a gap is the worker's, not a download's
+        waiting += [b[1] <= a[3] for a, b in zip(jobs_run, jobs_run[1:])]
+        gaps += run_gaps
+        ratios.append(own / span)
+        order = ", ".join(f"{n} {e - s:.2f} s" for n, _, s, e in jobs_run)
+        print(f"  process jobs: {order}; gaps between them "
+              + ", ".join(f"{g * 1000:.0f} ms" for g in run_gaps)
+              + f"; jobs' own time / span {own / span:.3f}")
+    print(f"next job already queued when the previous ended: {sum(waiting)} of {len(waiting)}")
+    print(f"median gap between process jobs {statistics.median(gaps) * 1000:.0f} ms, "
+          f"largest {max(gaps) * 1000:.0f} ms; median jobs' time / span "
+          f"{statistics.median(ratios):.3f} (1.000: no idle time between networks)")
 
 
 def report(rows, alerts: int) -> None:
