@@ -260,7 +260,10 @@ def settings_for(work: Path, redis_url: str, s3_url: str):
         INPUT_DIR=work / "input", OUTPUT_DIR=work / "output", MODELS_DIR=REPO / "trained_models",
         HEARTBEAT_DIR=work / "heartbeat", REDIS_URL=redis_url, SCHEDULE_ENABLED=False,
         SOT_S3_ENDPOINT=s3_url, SOT_S3_BUCKET="bench-sot", SOT_S3_ACCESS_KEY="bench",
-        SOT_S3_SECRET_KEY="bench", API_HOST="127.0.0.1", API_PORT=free_port(), LOG_LEVEL="WARNING")
+        SOT_S3_SECRET_KEY="bench", API_HOST="127.0.0.1", API_PORT=free_port(), LOG_LEVEL="WARNING",
+        # Learning off: the chain measured is download -> process (a first start would
+        # otherwise backfill and wait for a learner this benchmark does not run).
+        LEARN_ENABLED=False)
 
 
 def measure(settings, dates: list[str], work: Path) -> list[tuple[str, float, float]]:
@@ -302,8 +305,7 @@ def main() -> int:
         dates = [(FIRST_DATE + dt.timedelta(days=i)).isoformat() for i in range(args.runs)]
         if args.networks > 1:
             names = NETWORK_NAMES[:args.networks]
-            # Learning off: only the process jobs' back-to-back order is measured here.
-            settings = settings.replace(NETWORKS=names, LEARN_ENABLED=False)
+            settings = settings.replace(NETWORKS=names)
             upload_batches(settings, dates, args.alerts, work, names)
             runs = measure_networks(settings, dates, work)
         else:
