@@ -111,14 +111,6 @@ def _locked(roots: list[Path]) -> Iterator[None]:
         yield
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _move(root: Path, network: str) -> int:
     """Move root's old entries into root/{network} through the staging folder; the count."""
     entries, target = old_entries(root), root / network
@@ -131,7 +123,7 @@ def _move(root: Path, network: str) -> int:
     for entry in entries:
         os.replace(entry, staging / entry.name)
     os.replace(staging, target)
-    _fsync_dir(root)
+    storage.fsync_dir(root)
     return len(entries)
 
 

@@ -121,10 +121,10 @@ def _fsync_tree(path: Path) -> None:
     for child in path.iterdir():
         if child.is_file():
             fsync_file(child)
-    _fsync_dir(path)
+    fsync_dir(path)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -150,7 +150,7 @@ def publish(version: Path, target: Path) -> None:
     link = target.parent / f"{TMP_PREFIX}{target.name}-{uuid.uuid4().hex[:8]}"
     os.symlink(Path(VERSIONS) / version.name, link)
     os.replace(link, target)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     _prune_versions(target, keep={version.name, previous.name if previous else ""})
 
 

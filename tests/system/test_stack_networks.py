@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.stack_checks import check_alert_scores, http_get, poll, published, signed_get
-from tests.system.test_stack_system import RunningStack
+from tests.system.test_stack_system import RunningStack, running_stack
 
 pytestmark = pytest.mark.slow
 
@@ -23,16 +23,8 @@ NETWORKS = ("bitcoin", "torus")
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, compiled_cache):
-    running = RunningStack(tmp_path_factory.mktemp("networks"), compiled_cache,
-                           extra_env=(f"NETWORKS={','.join(NETWORKS)}", "LEARN_ENABLED=false"))
-    try:
-        poll(lambda: (running.project / "volumes/.stack/stack.json").exists()
-             or running.proc.poll() is not None, 240, "the stack to come up")
-        assert running.proc.poll() is None, running.log_text()[-4000:]
-        yield running
-    finally:
-        code = running.stop()
-        assert code == 0, "Ctrl-C must stop the stack cleanly:\n" + running.log_text()[-3000:]
+    yield from running_stack(tmp_path_factory.mktemp("networks"), compiled_cache,
+                             (f"NETWORKS={','.join(NETWORKS)}", "LEARN_ENABLED=false"))
 
 
 def _input_ids(stack: RunningStack, network: str, date: str) -> set[str]:

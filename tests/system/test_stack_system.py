@@ -113,9 +113,10 @@ class RunningStack:
         return self.proc.returncode
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, compiled_cache):
-    running = RunningStack(tmp_path_factory.mktemp("stack"), compiled_cache)
+def running_stack(project: Path, compiled_cache: Path, extra_env: tuple[str, ...] = ()):
+    """A module fixture's body: the stack up until its stack.json is written, stopped after
+    the module's tests with Ctrl-C, which must end it cleanly."""
+    running = RunningStack(project, compiled_cache, extra_env)
     try:
         poll(lambda: (running.project / "volumes/.stack/stack.json").exists()
              or running.proc.poll() is not None, 240, "the stack to come up")
@@ -124,6 +125,11 @@ def stack(tmp_path_factory, compiled_cache):
     finally:
         code = running.stop()
         assert code == 0, "Ctrl-C must stop the stack cleanly:\n" + running.log_text()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, compiled_cache):
+    yield from running_stack(tmp_path_factory.mktemp("stack"), compiled_cache)
 
 
 def _input_ids(stack: RunningStack, date: str) -> set[str]:
