@@ -75,6 +75,12 @@ def work(connection, *queues: str, max_jobs: int | None = None, scheduler: bool 
             signal.signal(sig, handler)
 
 
+def run_chain(settings: Settings, conn) -> None:
+    """Work the download queue, then the process queue, until both are empty (burst)."""
+    work(conn, settings.QUEUE_DOWNLOAD)
+    work(conn, settings.QUEUE_PROCESS)
+
+
 def cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
     """Run `aml-miner ARGS` from this worktree as a subprocess."""
     return subprocess.run([sys.executable, "-m", "services.cli", *args], cwd=REPO, env=env,

@@ -216,6 +216,11 @@ class Sot:
     def put(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
 
+    def put_tree(self, root: Path) -> None:
+        """Upload every file under root (a folder in the SOT layout) under its relative key."""
+        for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
+            self.put(str(path.relative_to(root)), path.read_bytes())
+
     def make_public(self) -> None:
         """A public-read bucket policy, like the real SOT's: anonymous list and get."""
         statement = [{"Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject"],

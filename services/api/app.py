@@ -27,7 +27,6 @@ def create_app(settings: Settings | None = None, *, shortcut: bool = True) -> Fl
     app.url_map.converters["anytext"] = routes.AnyTextConverter
     app.url_map.merge_slashes = False  # `//etc/passwd` must reach the date check, not a redirect
     networks = app.extensions["aml_networks"] = per_network(settings)
-    app.extensions["aml_results"] = next(iter(networks.values()))  # the default network's
     app.extensions["aml_openapi"] = responses.static(dumps(openapi.document(settings.networks)))
     app.register_blueprint(routes.bp)
     errors.register(app)

@@ -45,10 +45,10 @@ class Shortcut:
 
     def __init__(self, flask_wsgi, networks: dict[str, Results]):
         self.flask_wsgi = flask_wsgi
-        self.results = next(iter(networks.values()))  # the default network's
-        # The query strings answered here, each with its network's results: validators
-        # always send `?network=`, so it takes the short way with one network too.
-        self.by_query = {"": self.results}
+        # The query strings answered here, each with its network's results (none: the
+        # default, first network's): validators always send `?network=`, so it takes the
+        # short way with one network too.
+        self.by_query = {"": next(iter(networks.values()))}
         self.by_query.update({f"network={name}": results for name, results in networks.items()})
 
     def __call__(self, environ, start_response):

@@ -81,7 +81,6 @@ class OutputFolder:
             return -1
 
 
-
 def readable(folder: Path) -> bool:
     """Whether folder is a folder this process can list."""
     folder = Path(folder)

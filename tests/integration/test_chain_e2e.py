@@ -19,7 +19,7 @@ from rq.job import JobStatus
 from shared import jobs, storage
 from shared.sample import generate_batch, write_input, write_sot
 from tests.chain_fixtures import (CHAIN, REPO, RQ, chain_settings, cli, conn,  # noqa: F401
-                                  process_env, use_env, wait_for, work)
+                                  process_env, run_chain, use_env, wait_for, work)
 from tests.s3_fixtures import (DATE, NETWORK, WINDOW, moto_endpoint, proxy,  # noqa: F401
                                s3_proxy, sot)
 
@@ -34,20 +34,10 @@ def sample_sot(tmp_path_factory) -> Path:
     return root
 
 
-def upload(sot, root: Path) -> None:
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        sot.put(str(path.relative_to(root)), path.read_bytes())
-
-
 @pytest.fixture
 def s(sot, sample_sot, conn, use_env):
-    upload(sot, sample_sot)
+    sot.put_tree(sample_sot)
     return use_env(sot.settings.replace(**CHAIN))
-
-
-def run_chain(settings, conn) -> None:
-    work(conn, settings.QUEUE_DOWNLOAD)
-    work(conn, settings.QUEUE_PROCESS)
 
 
 def output_files(settings) -> dict[str, bytes]:
@@ -101,7 +91,7 @@ def test_a_process_failure_keeps_the_previous_output(s, sot, conn, tmp_path):
     batch.alerts = batch.alerts.set_column(batch.alerts.schema.get_field_index("alert_id"),
                                            "alert_id", pa.array(ids, pa.string()))
     write_sot(batch, bad)
-    upload(sot, bad)
+    sot.put_tree(bad)
     assert jobs.enqueue_download(s, NETWORK, DATE, WINDOW, force=True).enqueued
     run_chain(s, conn)
     status = jobs.date_status(s, NETWORK, DATE, WINDOW)

@@ -32,8 +32,7 @@ def sample_history(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def s(sot, sample_history, conn, use_env):
-    for path in sorted(p for p in sample_history.rglob("*") if p.is_file()):
-        sot.put(str(path.relative_to(sample_history)), path.read_bytes())
+    sot.put_tree(sample_history)
     return use_env(sot.settings.replace(**{**CHAIN, "LEARN_ENABLED": True}, LEARN_HISTORY_DAYS=4))
 
 

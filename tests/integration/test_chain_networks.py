@@ -16,7 +16,7 @@ from services.ops.overview import overview
 from shared import jobs, schedule, storage
 from shared.sample import generate_batch, write_input, write_sot
 from tests.chain_fixtures import (CHAIN, REPO, chain_settings, cli, conn,  # noqa: F401
-                                  process_env, use_env, wait_for, work)
+                                  process_env, run_chain, use_env, wait_for, work)
 from tests.s3_fixtures import DATE, WINDOW, moto_endpoint, proxy, s3_proxy, sot  # noqa: F401
 
 NETWORKS = ("bitcoin", "torus")
@@ -32,20 +32,10 @@ def two_networks_sot(tmp_path_factory) -> Path:
     return root
 
 
-def upload(sot, root: Path) -> None:
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        sot.put(str(path.relative_to(root)), path.read_bytes())
-
-
 @pytest.fixture
 def s(sot, two_networks_sot, conn, use_env):
-    upload(sot, two_networks_sot)
+    sot.put_tree(two_networks_sot)
     return use_env(sot.settings.replace(**CHAIN, NETWORKS=NETWORKS))
-
-
-def run_chain(settings, conn) -> None:
-    work(conn, settings.QUEUE_DOWNLOAD)
-    work(conn, settings.QUEUE_PROCESS)
 
 
 def metadata(settings, network: str, date: str = DATE) -> dict:
@@ -81,7 +71,7 @@ def break_alert_ids(network: str, root: Path) -> None:
 
 def test_a_failing_network_leaves_the_other_published(s, sot, conn, tmp_path):
     break_alert_ids("torus", tmp_path / "bad")
-    upload(sot, tmp_path / "bad")
+    sot.put_tree(tmp_path / "bad")
     for network in ("torus", "bitcoin"):  # the failing one first in every queue
         assert jobs.enqueue_download(s, network, DATE, WINDOW).enqueued
     run_chain(s, conn)

@@ -92,7 +92,7 @@ def test_no_response_mixes_versions_while_a_date_is_republished(settings):
 def test_a_version_removed_under_a_reader_is_retried_on_the_current_one(settings):
     _publish(settings.OUTPUT_DIR, 1)
     app = create_app(settings)
-    folder = app.extensions["aml_results"].folder
+    folder = app.extensions["aml_networks"][settings.default_network].folder
     stale = folder.version(DATE)
     _publish(settings.OUTPUT_DIR, 2)
     _publish(settings.OUTPUT_DIR, 3)  # publish keeps one previous version: 1 is gone now

@@ -215,6 +215,6 @@ def test_an_error_in_the_shortcut_reaches_flask(apps, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("broken")
 
-    monkeypatch.setattr(apps.fast.wsgi_app.results.folder, "version", broken)
+    monkeypatch.setattr(apps.fast.wsgi_app.by_query[""].folder, "version", broken)
     fast = _call(apps.fast, f"/metadata/{DATE}", "GET", None)
     assert apps.flask_calls == 1 and fast[0].startswith("500")
