@@ -1,7 +1,7 @@
 """HTTP responses: ETag/304, gzip by Accept-Encoding, caching headers, files sent as files.
 
 A date's bodies are files rendered at publish (shared/bodies.py): a full response is
-the file itself (gunicorn sends it with sendfile), a page is read from it by byte range.
+the file itself (sent in SEND_BLOCK reads), a page is read from it by byte range.
 ETags are strong and derive from the version folder name, so they are equal across
 workers and restarts and change when a date is re-published.
 """
@@ -30,6 +30,8 @@ IMMUTABLE = "public, max-age=86400, immutable"
 REVALIDATE = "public, no-cache"
 NO_STORE = "no-store"
 JSON = "application/json"
+# Bytes per read of a file being sent (gunicorn.conf.py sends files by reads, not sendfile).
+SEND_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -137,12 +139,12 @@ def _bytes(request: Request, data: bytes, etag: str, cache_control: str,
 
 def _file(request: Request, path: Path, etag: str, cache_control: str,
           gzipped: bool = False) -> Response:
-    """A published file as the body (sendfile under gunicorn); opened only when it is sent."""
+    """A published file as the body, sent SEND_BLOCK bytes at a time; opened only when sent."""
     if _matches(request, etag):
         return _not_modified(etag, cache_control)
     handle = store.open_file(path)
     size = os.fstat(handle.fileno()).st_size
-    return _response(wrap_file(request.environ, handle), size, etag, cache_control, gzipped)
+    return _response(wrap_file(request.environ, handle, SEND_BLOCK), size, etag, cache_control, gzipped)
 
 
 def _response(payload, length: int, etag: str, cache_control: str, gzipped: bool) -> Response:

@@ -5,7 +5,7 @@ of `/metadata/{date|latest}` or a full list endpoint with no query string or wit
 `?network=<a served network>` alone is answered here from the date's version folder
 with the same helpers, status, headers and bytes as
 the Flask views (responses.full_file, ok_headers, validators); the file goes out through
-`wsgi.file_wrapper` (sendfile under gunicorn). Nothing is cached here: the version folder
+`wsgi.file_wrapper` in responses.SEND_BLOCK reads. Nothing is cached here: the version folder
 comes from the same OutputFolder as Flask's (one readlink per request; a link target's
 completeness check is kept, and a re-publish is a new target). Anything else, or any
 doubt (bad or unpublished date, no `latest`, a file gone mid-request, an error), goes to
@@ -96,7 +96,7 @@ class Shortcut:
             return None
         try:
             size = os.fstat(handle.fileno()).st_size
-            payload = wrap_file(environ, handle)
+            payload = wrap_file(environ, handle, responses.SEND_BLOCK)
         except BaseException:
             handle.close()
             raise

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from services.api import responses
 from shared import bodies, storage
 from tests.api_fixtures import publish_date
 
 REPO = Path(__file__).resolve().parents[2]
 DATE = "2025-10-26"
+LARGE = "2025-10-24"  # older than DATE: `latest` stays DATE
 
 
 def _free_port() -> int:
@@ -78,6 +80,7 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("api") / "output"
     publish_date(root, "2025-10-25", alerts=50, clusters=5, seed=1)
     publish_date(root, DATE, alerts=300, clusters=20, seed=2)
+    publish_date(root, LARGE, alerts=40_000, clusters=20, seed=3)
     srv = Server(root, root.parent / "gunicorn.log")
     srv.root = root
     yield srv
@@ -98,7 +101,7 @@ def test_every_endpoint_answers_over_real_http(server):
     assert scores["total_alerts"] == len(scores["scores"]) == 300
     assert sorted(r["alert_id"] for r in ranks["rankings"]) == sorted(r["alert_id"] for r in scores["scores"])
     assert clusters["total_clusters"] == 20 and meta["processing_date"] == DATE
-    assert _json(server, "/dates")[1] == {"dates": [DATE, "2025-10-25"], "latest": DATE}
+    assert _json(server, "/dates")[1] == {"dates": [DATE, "2025-10-25", LARGE], "latest": DATE}
     assert _json(server, "/health")[1]["latest"] == DATE
     assert "/scores/alerts/{date}" in _json(server, "/openapi.json")[1]["paths"]
 
@@ -171,6 +174,18 @@ def test_a_full_response_is_the_published_file_byte_for_byte(server, kind):
     assert plain[2] == (version / kind.body).read_bytes()
     assert packed[2] == (version / kind.gzip).read_bytes()
     assert int(plain[1]["Content-Length"]) == len(plain[2])
+
+
+def test_a_body_of_many_send_blocks_arrives_whole(server):
+    """Files go out SEND_BLOCK bytes at a time (gunicorn's sendfile off): every block arrives."""
+    version = storage.resolve(server.root / LARGE)
+    for headers, name in (({}, bodies.ALERT_SCORES.body),
+                          ({"Accept-Encoding": "gzip"}, bodies.ALERT_SCORES.gzip)):
+        expected = (version / name).read_bytes()
+        status, answer_headers, body = _request(server.port, "/scores/alerts/" + LARGE, headers)
+        assert status == 200 and body == expected
+        assert int(answer_headers["Content-Length"]) == len(expected)
+    assert len((version / bodies.ALERT_SCORES.body).read_bytes()) > 2 * responses.SEND_BLOCK
 
 
 def _wait_until_seen(seen: set, k: int, deadline_s: float = 10) -> None:

@@ -60,11 +60,11 @@ def test_gunicorn_is_exec_ed_with_the_config_file_and_the_app_factory():
 def test_the_gunicorn_config_takes_its_values_from_the_settings():
     code = ("import runpy, json; c = runpy.run_path('services/api/gunicorn.conf.py'); "
             "print(json.dumps({k: c[k] for k in ('bind', 'workers', 'threads', 'worker_class', "
-            "'accesslog', 'timeout')}))")
+            "'accesslog', 'timeout', 'sendfile')}))")
     env = {"API_HOST": "::1", "API_PORT": "9123", "API_WORKERS": "3", "API_THREADS": "5",
            "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=60, check=True)
     conf = json.loads(out.stdout.strip().splitlines()[-1])
     assert conf == {"bind": ["[::1]:9123"], "workers": 3, "threads": 5, "worker_class": "gthread",
-                    "accesslog": "-", "timeout": 30}
+                    "accesslog": "-", "timeout": 30, "sendfile": False}

@@ -88,7 +88,7 @@ def test_get_equals_flask(apps, template, date, encoding):
     status, headers_out, body, payload_type = _same_and_shortcut(apps, template.format(date),
                                                                  headers=headers)
     assert status == "200 OK" and body
-    assert payload_type is FileWrapper  # sent with the server's file wrapper (sendfile)
+    assert payload_type is FileWrapper  # the server's file wrapper sends it in blocks
 
 
 @pytest.mark.parametrize("template", ENDPOINTS)
