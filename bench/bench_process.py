@@ -17,7 +17,11 @@
    (process <= 0.5 x the LightGBM floor, peak RSS <= 2.5 GB, max |score - LightGBM|
    <= 1e-9), the engine of each model, and how process's CPU time splits between
    its predictions (metadata.json's prediction_cpu_s) and the rest, how much of it
-   was kernel time (page faults), and how many core-seconds each side left idle.
+   was kernel time (page faults), and how many core-seconds each side left idle,
+5. in a third child, the bare I/O floor: only decoding the input columns process
+   reads and encoding its three result files and three bodies from the published
+   results (no checks, joins or features). With the compiled floor's CPU time it
+   bounds any process on this host from below (both spread perfectly over the cores).
 
 Steps 2 and 3 alternate --repeat times; the medians are reported (the ratio is
 median process / median floor), with the fastest runs beside them. The load
@@ -163,6 +167,54 @@ def run_floor(input_dir: str, output_dir: str, models_dir: str, cache_dir: str, 
     queue.put(out)
 
 
+def _read_columns(folder: Path, name: str, wanted) -> "pa.Table":
+    """The columns of one input file that process reads (all when wanted is None)."""
+    import pyarrow.parquet as pq
+
+    path = folder / name
+    if wanted is None:
+        return pq.read_table(path)
+    names = set(pq.read_schema(path).names)
+    return pq.read_table(path, columns=[c for c in wanted if c in names])
+
+
+def run_bare_io(input_dir: str, output_dir: str, queue) -> None:
+    """Child: CPU seconds of decoding what process reads and encoding what it writes, nothing
+    else (no checks, joins, features or predictions), with process's writer options."""
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    from services.processor import inputs, outputs
+    from services.processor.memory import share_one_allocator
+    from shared import bodies, contract, storage
+
+    share_one_allocator()
+    folder, published = (Path(input_dir) / DATE).resolve(), Path(output_dir) / DATE
+    envelope = json.loads((published / storage.METADATA).read_text())
+    scored = {name: pq.read_table(published / name) for name in
+              (storage.ALERTS_SCORED, storage.ALERTS_RANKED, storage.CLUSTERS_SCORED)}
+    cpu = time.process_time()
+    tables = {"alerts": _read_columns(folder, contract.ALERTS_FILE, None),
+              "features": _read_columns(folder, contract.FEATURES_FILE,
+                                         ("address", *inputs.FEATURE_COLUMNS)),
+              "clusters": _read_columns(folder, contract.CLUSTERS_FILE, None),
+              "flows": _read_columns(folder, contract.MONEY_FLOWS_FILE,
+                                     ("from_address", "to_address", *inputs.FLOW_COLUMNS))}
+    decode = time.process_time() - cpu
+    with tempfile.TemporaryDirectory(dir=output_dir) as tmp:
+        cpu = time.process_time()
+        for name, table in scored.items():
+            pq.write_table(table, Path(tmp) / name, **outputs.PARQUET_OPTIONS)
+        for kind in bodies.LIST_KINDS:
+            table = scored[kind.file].select(list(kind.columns))
+            bodies.write_list(Path(tmp), kind, table, envelope, envelope["model_versions"].get(
+                kind.model_key, ""))
+        encode = time.process_time() - cpu
+    del tables
+    queue.put({"decode_cpu": decode, "encode_cpu": encode})
+
+
 def _compile_child(models_dir: str, cache_dir: str, queue) -> None:
     queue.put(compile_models(Path(models_dir), Path(cache_dir)))
 
@@ -199,14 +251,16 @@ def main() -> int:
     cache_dir, output_dir = args.work_dir / "compiled", args.work_dir / "output"
     in_child(_compile_child, str(args.models_dir), str(cache_dir))
     print(f"load average before: {os.getloadavg()}")
-    runs, floors = [], []
+    runs, floors, bare = [], [], []
     for _ in range(args.repeat):
         runs.append(in_child(run_process, str(input_dir), str(output_dir), str(args.models_dir),
                              str(cache_dir)))
         floors.append(in_child(run_floor, str(input_dir), str(output_dir), str(args.models_dir),
                                str(cache_dir)))
+        bare.append(in_child(run_bare_io, str(input_dir), str(output_dir)))
     print(f"load average after:  {os.getloadavg()}")
     report(runs, floors)
+    _print_lower_bound(runs, floors, bare)
     return 0
 
 
@@ -226,6 +280,21 @@ def _print_cpu_split(runs: list[dict], floors: list[dict], floor: float) -> None
     cores = runs[0]["cores"]
     idle = statistics.median(cores * r["total"] - r["cpu"] for r in runs)
     print(f"idle core-seconds    process {idle:.1f} ({cores} cores x wall - CPU, median)")
+
+
+def _print_lower_bound(runs: list[dict], floors: list[dict], bare: list[dict]) -> None:
+    """The least any process can take here: bare I/O plus the compiled predictions, spread
+    perfectly over the cores, against the LightGBM floor."""
+    decode = statistics.median(b["decode_cpu"] for b in bare)
+    encode = statistics.median(b["encode_cpu"] for b in bare)
+    compiled = statistics.median(f["compiled_cpu"] for f in floors)
+    floor = statistics.median(sum(f["wall"].values()) for f in floors)
+    cores = runs[0]["cores"]
+    bound = (decode + encode + compiled) / cores
+    print(f"bare I/O floor       decode {decode:.1f} + encode {encode:.1f} CPU-s (the input columns "
+          f"process reads; its three files and three bodies)")
+    print(f"lower bound          {bound:8.2f} s   (bare I/O + compiled floor CPU-s over {cores} "
+          f"cores, no checks/joins/features) = {bound / floor:.2f} x the LightGBM floor")
 
 
 def report(runs: list[dict], floors: list[dict]) -> None:
