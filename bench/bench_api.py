@@ -234,9 +234,9 @@ def interleaved(args, api_port: int, nginx_ports: dict, path: str, headers: dict
         for name, r in runs.items():
             nginx_rps[name].append(r.requests_per_s)
     best = max(nginx_rps, key=lambda name: statistics.median(nginx_rps[name]))
-    ratio = statistics.median(a / n for a, n in zip(api_rps, nginx_rps[best]))
-    return ratio, best, statistics.median(api_rps), {
-        name: statistics.median(v) for name, v in nginx_rps.items()}
+    ratios = [a / n for a, n in zip(api_rps, nginx_rps[best])]
+    return statistics.median(ratios), (min(ratios), max(ratios)), best, \
+        statistics.median(api_rps), {name: statistics.median(v) for name, v in nginx_rps.items()}
 
 
 def verdict(ok: bool) -> str:
@@ -324,12 +324,14 @@ def measure(args, tmp: Path, api_port: int, nginx_ports: dict) -> bool:
           f"workers x {args.threads} threads vs {args.workers} nginx workers; wrk 2 threads")
     ok = True
     for label, headers in (("gzip", GZIP), ("identity", {})):
-        ratio, best, api_rps, nginx_rps = interleaved(args, api_port, nginx_ports, FULL, headers)
+        ratio, (low, high), best, api_rps, nginx_rps = interleaved(args, api_port, nginx_ports,
+                                                                   FULL, headers)
         ok &= ratio >= GOAL_RATIO
         nginx = ", ".join(f"nginx {name} {rps:.1f}" for name, rps in nginx_rps.items())
         print(f"full date ({label}), {args.connections} conns, medians of {args.rounds} rounds: "
               f"API {api_rps:.1f} req/s, {nginx} req/s -> API / nginx {best} {ratio:.2f} "
-              f"(goal >= {GOAL_RATIO:.2f}) {verdict(ratio >= GOAL_RATIO)}")
+              f"(rounds {low:.2f}-{high:.2f}; goal >= {GOAL_RATIO:.2f}) "
+              f"{verdict(ratio >= GOAL_RATIO)}")
     runs = [(wrk(api_port, META, 16, args.duration, GZIP),
              wrk(nginx_ports["sendfile"], META, 16, args.duration, GZIP)) for _ in range(args.rounds)]
     p50 = statistics.median(a.p50_ms for a, _ in runs)
