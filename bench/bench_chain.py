@@ -267,9 +267,13 @@ def settings_for(work: Path, redis_url: str, s3_url: str):
 
 
 def measure(settings, dates: list[str], work: Path) -> list[tuple[str, float, float]]:
+    from services.processor import predictor
     from services.processor.models import load_models
 
-    models = load_models(settings.MODELS_DIR)
+    # On the engine the process worker uses (compiled trees by default), so both paths
+    # predict alike.
+    models = load_models(settings.MODELS_DIR, engine=predictor.engine_setting(settings),
+                         cache_dir=settings.COMPILED_MODELS_DIR)
     env = env_of(settings)
     procs: list[subprocess.Popen] = []
     rows = []
