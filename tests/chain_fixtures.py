@@ -9,10 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import redis
 from rq import SimpleWorker
 
+from shared.sample import generate_batch, write_sot
 from shared.settings import Settings
 from tests import redis_db
 
@@ -101,3 +103,13 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.05, what: str =
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def write_repeated_alert_ids(root: Path, network: str, date: str, window: int, seed: int) -> None:
+    """A batch in SOT layout under root whose checksums are right but whose alert ids repeat."""
+    batch = generate_batch(network, date, window, n_alerts=300, seed=seed)
+    ids = batch.alerts.column("alert_id").to_pylist()
+    ids[1] = ids[0]
+    batch.alerts = batch.alerts.set_column(batch.alerts.schema.get_field_index("alert_id"),
+                                           "alert_id", pa.array(ids, pa.string()))
+    write_sot(batch, root)

@@ -19,7 +19,8 @@ from rq.job import JobStatus
 from shared import jobs, storage
 from shared.sample import generate_batch, write_input, write_sot
 from tests.chain_fixtures import (CHAIN, REPO, RQ, chain_settings, cli, conn,  # noqa: F401
-                                  process_env, run_chain, use_env, wait_for, work)
+                                  process_env, run_chain, use_env, wait_for, work,
+                                  write_repeated_alert_ids)
 from tests.s3_fixtures import (DATE, NETWORK, WINDOW, moto_endpoint, proxy,  # noqa: F401
                                s3_proxy, sot)
 
@@ -85,12 +86,7 @@ def test_a_process_failure_keeps_the_previous_output(s, sot, conn, tmp_path):
     kept_version, kept = jobs.date_status(s, NETWORK, DATE, WINDOW).version, output_files(s)
     # A re-published batch whose checksums are right but whose alerts break the contract.
     bad = tmp_path / "bad"
-    batch = generate_batch(NETWORK, DATE, WINDOW, n_alerts=300, seed=3)
-    ids = batch.alerts.column("alert_id").to_pylist()
-    ids[1] = ids[0]
-    batch.alerts = batch.alerts.set_column(batch.alerts.schema.get_field_index("alert_id"),
-                                           "alert_id", pa.array(ids, pa.string()))
-    write_sot(batch, bad)
+    write_repeated_alert_ids(bad, NETWORK, DATE, WINDOW, seed=3)
     sot.put_tree(bad)
     assert jobs.enqueue_download(s, NETWORK, DATE, WINDOW, force=True).enqueued
     run_chain(s, conn)

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from rq.job import JobStatus
 
@@ -16,7 +15,8 @@ from services.ops.overview import overview
 from shared import jobs, schedule, storage
 from shared.sample import generate_batch, write_input, write_sot
 from tests.chain_fixtures import (CHAIN, REPO, chain_settings, cli, conn,  # noqa: F401
-                                  process_env, run_chain, use_env, wait_for, work)
+                                  process_env, run_chain, use_env, wait_for, work,
+                                  write_repeated_alert_ids)
 from tests.s3_fixtures import DATE, WINDOW, moto_endpoint, proxy, s3_proxy, sot  # noqa: F401
 
 NETWORKS = ("bitcoin", "torus")
@@ -59,18 +59,8 @@ def test_both_networks_are_published_each_in_its_own_folder(s, conn):
     assert out.returncode == 0 and f"process-torus-{DATE}-{WINDOW}: published" in out.stdout
 
 
-def break_alert_ids(network: str, root: Path) -> None:
-    """A re-published batch whose checksums are right but whose alert ids repeat."""
-    batch = generate_batch(network, DATE, WINDOW, n_alerts=300, seed=9)
-    ids = batch.alerts.column("alert_id").to_pylist()
-    ids[1] = ids[0]
-    batch.alerts = batch.alerts.set_column(batch.alerts.schema.get_field_index("alert_id"),
-                                           "alert_id", pa.array(ids, pa.string()))
-    write_sot(batch, root)
-
-
 def test_a_failing_network_leaves_the_other_published(s, sot, conn, tmp_path):
-    break_alert_ids("torus", tmp_path / "bad")
+    write_repeated_alert_ids(tmp_path / "bad", "torus", DATE, WINDOW, seed=9)
     sot.put_tree(tmp_path / "bad")
     for network in ("torus", "bitcoin"):  # the failing one first in every queue
         assert jobs.enqueue_download(s, network, DATE, WINDOW).enqueued
