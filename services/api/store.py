@@ -18,7 +18,7 @@ from shared import bodies, storage
 # Listing the dates costs one readlink per date; `latest` and /dates ask often.
 DATES_TTL_S = 1.0
 VERIFIED_MAX = 4096
-REQUIRED = (*storage.OUTPUT_FILES, *bodies.FILES)
+REQUIRED = frozenset((*storage.OUTPUT_FILES, *bodies.FILES))
 
 
 class VersionGone(RuntimeError):
@@ -54,7 +54,7 @@ class OutputFolder:
         path = storage.resolve(Path(link))
         if path is None or path.parent != (self.root / storage.VERSIONS).resolve():
             return None
-        if not all((path / name).is_file() for name in REQUIRED):
+        if not _complete(path):
             return None  # not complete (yet, or not rendered yet): look again next time
         with self._lock:
             if len(self._verified) >= VERIFIED_MAX:
@@ -79,6 +79,16 @@ class OutputFolder:
             return os.stat(self.root).st_mtime_ns
         except OSError:
             return -1
+
+
+def _complete(version: Path) -> bool:
+    """Whether a version folder holds every REQUIRED file: one directory read, not a stat
+    per file (a new date's first request pays this; 14 stats took 110-180 us)."""
+    try:
+        with os.scandir(version) as entries:
+            return REQUIRED <= {entry.name for entry in entries if entry.is_file()}
+    except OSError:
+        return False
 
 
 def readable(folder: Path) -> bool:

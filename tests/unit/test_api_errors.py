@@ -122,6 +122,14 @@ def test_a_date_whose_version_folder_is_incomplete_does_not_exist(settings, miss
     assert json.loads(client.get("/metadata/latest").data)["processing_date"] == "2025-10-25"
 
 
+def test_a_required_name_that_is_a_folder_does_not_make_a_date_complete(settings):
+    version = publish_incomplete(settings.OUTPUT_DIR, DATE, storage.METADATA)
+    (version / storage.METADATA).mkdir()
+    client = create_app(settings).test_client()
+    _error(client.get(f"/scores/alerts/{DATE}"), 404)
+    assert json.loads(client.get("/dates").data)["dates"] == []
+
+
 def test_a_plain_folder_that_was_never_published_does_not_exist(settings):
     version = publish_date(settings.OUTPUT_DIR, "2025-10-25")
     shutil.copytree(version, settings.OUTPUT_DIR / DATE)  # complete files, but no atomic publish
